@@ -1,0 +1,35 @@
+"""Helpers shared by the anchor and proposal target layers (TF graph ops)."""
+from lighthead.compat import tf
+
+
+def split_gt(gt_boxes):
+    """Split gt rows [G, 5] ``(x1, y1, x2, y2, cls)`` into real objects and ignore regions.
+
+    Returns ``(real [Gr, 5], ignore [Gi, 4])`` float32: ``cls >= 1`` rows are objects,
+    ``cls == -1`` rows are ignore/crowd regions; any other row (e.g. zero padding) is dropped.
+    """
+    gt_boxes = tf.convert_to_tensor(gt_boxes, tf.float32)
+    cls = gt_boxes[:, 4]
+    real = tf.boolean_mask(gt_boxes, cls >= 1.0)
+    ignore = tf.boolean_mask(gt_boxes[:, :4], tf.equal(cls, -1.0))
+    return real, ignore
+
+
+def _with_column(values, fill):
+    """``values`` [N, M] float32 with an extra last column of ``fill`` -> [N, M + 1]."""
+    column = tf.fill(tf.stack([tf.shape(values)[0], 1]), fill)
+    return tf.concat([values, column], axis=1)
+
+
+def max_with_zero(values):
+    """Row-wise max of ``values`` [N, M] float32 with 0 as an extra column -> [N] (0 if M == 0)."""
+    return tf.reduce_max(_with_column(values, 0.0), axis=1)
+
+
+def argmax_or_dummy(overlaps):
+    """Row-wise argmax of ``overlaps`` [N, M] (values >= 0) -> int32 [N]; ``M`` when M == 0.
+
+    Index ``M`` points at a dummy row the caller appends to its gt; it is returned only when
+    there is no gt at all.
+    """
+    return tf.argmax(_with_column(overlaps, -1.0), axis=1, output_type=tf.int32)
