@@ -48,7 +48,6 @@ def base_config():
     c.data_timeout = 120.0  # seconds without a batch before the run stops
 
     # ---- anchors / RPN ----
-    c.rpn_stride = 16
     c.anchor_base_size = 16
     c.anchor_scales = [2, 4, 8, 16, 32]
     c.anchor_ratios = [0.5, 1, 2]
@@ -58,7 +57,6 @@ def base_config():
     c.rcnn_box_loss_weight = 2.0
 
     # ---- light head ----
-    c.head_stride = 16
     c.head_kernel = 15
     c.head_mid_channels = 256
     c.head_out_channels = 490
