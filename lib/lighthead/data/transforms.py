@@ -1,0 +1,69 @@
+"""Image and box transforms shared by training and testing (SPEC 2.1).
+
+Images are OpenCV BGR uint8 ``[H, W, 3]``; the network input is RGB float32 minus the BGR
+means reordered to RGB. Boxes are ``[N, >=4]`` with inclusive ``x1, y1, x2, y2`` first.
+"""
+import os
+
+import cv2
+import numpy as np
+
+
+class ImageReadError(IOError):
+    """An image file that is missing or cannot be decoded; the message names the file."""
+
+
+def read_image(path):
+    """BGR uint8 ``[H, W, 3]`` of ``path``; raises :class:`ImageReadError` naming the file."""
+    if not os.path.isfile(path):
+        raise ImageReadError('cannot read image %s: no such file' % path)
+    img = cv2.imread(path, cv2.IMREAD_COLOR)
+    if img is None:
+        raise ImageReadError('cannot read image %s: not a decodable image (corrupt?)' % path)
+    return img
+
+
+def resize_short_max(img, short, max_size):
+    """Resize so the short side is ``short`` and the long side at most ``max_size``.
+
+    ``scale = short / min(h, w)``, lowered to ``max_size / max(h, w)`` if the long side
+    would exceed it; the size is ``(round(h * scale), round(w * scale))`` (bilinear).
+    Returns ``(resized, scale)`` with ``scale = resized_h / h``.
+    """
+    h, w = img.shape[:2]
+    scale = float(short) / min(h, w)
+    if scale * max(h, w) > max_size:
+        scale = float(max_size) / max(h, w)
+    new_h, new_w = int(round(h * scale)), int(round(w * scale))
+    resized = cv2.resize(img, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    return resized, float(new_h) / h
+
+
+def hflip_boxes(boxes, width):
+    """Boxes of the horizontally flipped image of width ``width``: ``x1' = W - x2 - 1``,
+    ``x2' = W - x1 - 1``; other columns unchanged. Returns a new array."""
+    flipped = np.array(boxes, copy=True)
+    flipped[:, 0] = width - boxes[:, 2] - 1
+    flipped[:, 2] = width - boxes[:, 0] - 1
+    return flipped
+
+
+def normalize(img_bgr_uint8, mean_bgr):
+    """BGR uint8 ``[H, W, 3]`` -> RGB float32 ``[H, W, 3]`` minus the means (no std)."""
+    img = img_bgr_uint8.astype(np.float32) - np.asarray(mean_bgr, dtype=np.float32)
+    return np.ascontiguousarray(img[:, :, ::-1])
+
+
+def load_test_image(path, short, max_size, mean):
+    """Read and prepare one image for inference.
+
+    Returns ``(data, im_info, raw_bgr)``: ``data`` float32 ``[1, H, W, 3]`` (resized, RGB,
+    mean-subtracted), ``im_info`` float32 ``[1, 6]`` = ``(resized_h, resized_w, scale,
+    orig_h, orig_w, 0)``, ``raw_bgr`` the image as read. Raises :class:`ImageReadError`.
+    """
+    raw = read_image(path)
+    resized, scale = resize_short_max(raw, short, max_size)
+    data = normalize(resized, mean)[None]
+    im_info = np.array([[resized.shape[0], resized.shape[1], scale, raw.shape[0],
+                         raw.shape[1], 0]], dtype=np.float32)
+    return data, im_info, raw

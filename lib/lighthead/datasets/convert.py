@@ -1,0 +1,169 @@
+"""Conversions between COCO JSON, .odgt and Pascal VOC (SPEC 5.7).
+
+COCO <-> odgt works on the raw values (``bbox`` and ``box`` are both ``[x, y, w, h]``), so
+numbers pass through unchanged. What each direction carries:
+
+- COCO -> odgt: ``ID`` = ``file_name``, ``fpath`` = ``'/' + file_name``, ``height``,
+  ``width``, ``image_id`` = the COCO image id, and per box ``tag`` = category name,
+  ``extra.ignore`` = ``iscrowd``, ``extra.category_id``.
+- odgt -> COCO: image ``id`` by :func:`odgt.odgt_image_ids`, ``file_name`` = ``fpath``
+  without its leading ``/`` (plus ``odgt_id`` when ``ID`` differs from it), annotation ids
+  1..N in file order, ``area = w * h``, categories by :func:`odgt.odgt_category_ids`.
+
+So COCO -> odgt -> COCO keeps images, boxes, category ids and names, and ``iscrowd``;
+not carried: annotation ids, ``segmentation``, ``area`` (recomputed), ``supercategory``
+and categories that no box uses (unless named with ``class_names``).
+"""
+import json
+import os
+
+from .coco import coco_classes, read_json
+from .odgt import odgt_category_ids, odgt_image_ids, read_odgt
+from .voc import load_voc
+
+
+def coco_to_odgt(coco, json_path='<coco>'):
+    """COCO dict -> list of odgt line dicts (one per image, in image order)."""
+    _, _, name_of = coco_classes(coco, json_path)
+    anns_of = {}
+    for ann in coco['annotations']:
+        anns_of.setdefault(ann['image_id'], []).append(ann)
+    lines = []
+    for img in coco['images']:
+        file_name = img['file_name']
+        gtboxes = [{
+            'box': list(ann['bbox']),
+            'tag': name_of[ann['category_id']],
+            'extra': {'ignore': int(bool(ann.get('iscrowd', 0))),
+                      'category_id': ann['category_id']},
+        } for ann in anns_of.get(img['id'], [])]
+        lines.append({
+            'ID': img.get('odgt_id', file_name),
+            'fpath': file_name if file_name.startswith('/') else '/' + file_name,
+            'height': img['height'],
+            'width': img['width'],
+            'image_id': img['id'],
+            'gtboxes': gtboxes,
+        })
+    return lines
+
+
+def odgt_to_coco(lines, class_names=None):
+    """odgt line dicts -> COCO dict. ``class_names`` (background first) fixes the class
+    order; default: the tags, ordered by carried category id, else by name."""
+    if class_names is None:
+        tags = {}
+        for line in lines:
+            for gt in line['gtboxes']:
+                tags.setdefault(gt['tag'], (gt.get('extra') or {}).get('category_id'))
+        order = sorted(tags, key=lambda t: (tags[t] if isinstance(tags[t], int) else 0, t))
+        class_names = ['background'] + order
+    category_ids = odgt_category_ids(lines, class_names)
+    cid_of = dict(zip(class_names[1:], category_ids[1:]))
+    images, annotations = [], []
+    for line, image_id in zip(lines, odgt_image_ids(lines)):
+        file_name = line['fpath'].lstrip('/')
+        image = {'id': image_id, 'file_name': file_name, 'height': line['height'],
+                 'width': line['width']}
+        if line['ID'] != file_name:
+            image['odgt_id'] = line['ID']
+        images.append(image)
+        for gt in line['gtboxes']:
+            x, y, w, h = gt['box']
+            if gt['tag'] not in cid_of:
+                raise ValueError('image %r: tag %r is not in the classes %s'
+                                 % (line['ID'], gt['tag'], class_names[1:]))
+            annotations.append({
+                'id': len(annotations) + 1, 'image_id': image_id, 'bbox': [x, y, w, h],
+                'area': w * h, 'category_id': cid_of[gt['tag']],
+                'iscrowd': int(bool((gt.get('extra') or {}).get('ignore', 0))),
+            })
+    categories = [{'id': cid, 'name': name} for name, cid in
+                  sorted(cid_of.items(), key=lambda item: item[1])]
+    return {'images': images, 'annotations': annotations, 'categories': categories}
+
+
+def _number(v):
+    v = float(v)
+    return int(v) if v.is_integer() else v
+
+
+def dataset_to_coco(dataset, image_root):
+    """A :class:`Dataset` as a COCO dict (ground truth for pycocotools).
+
+    ``file_name`` is each image path relative to ``image_root``; boxes ``[x1, y1, x2, y2]``
+    become ``[x1, y1, x2 - x1 + 1, y2 - y1 + 1]``; ignore regions become ``iscrowd = 1``;
+    category ids are ``dataset.category_ids``.
+    """
+    images, annotations = [], []
+    for rec in dataset.records:
+        images.append({'id': rec['image_id'], 'height': rec['height'], 'width': rec['width'],
+                       'file_name': os.path.relpath(rec['fpath'], image_root)})
+        for box, cls, ign in zip(rec['boxes'].tolist(), rec['classes'].tolist(),
+                                 rec['ignore'].tolist()):
+            x1, y1, x2, y2 = [_number(v) for v in box]
+            w, h = _number(x2 - x1 + 1), _number(y2 - y1 + 1)
+            annotations.append({
+                'id': len(annotations) + 1, 'image_id': rec['image_id'],
+                'bbox': [x1, y1, w, h], 'area': _number(w * h),
+                'category_id': dataset.category_ids[cls], 'iscrowd': int(ign),
+            })
+    categories = [{'id': cid, 'name': name}
+                  for name, cid in zip(dataset.class_names[1:], dataset.category_ids[1:])]
+    return {'images': images, 'annotations': annotations, 'categories': categories}
+
+
+def voc_to_coco(voc_root, split, class_names=None):
+    """A VOC split as a COCO dict; ``file_name`` is relative to ``<voc_root>/JPEGImages``.
+    ``difficult`` objects become ``iscrowd = 1`` (COCOeval then ignores detections on them)."""
+    dataset = load_voc(voc_root, split, class_names)
+    return dataset_to_coco(dataset, os.path.join(voc_root, 'JPEGImages'))
+
+
+def write_json(obj, path):
+    """Write ``obj`` as JSON to ``path`` (parent folders created)."""
+    _makedirs_for(path)
+    with open(path, 'w') as f:
+        json.dump(obj, f)
+
+
+def write_odgt(lines, path):
+    """Write odgt line dicts to ``path``, one JSON object per line."""
+    _makedirs_for(path)
+    with open(path, 'w') as f:
+        for line in lines:
+            f.write(json.dumps(line) + '\n')
+
+
+def read_odgt_lines(path):
+    """The line dicts of an .odgt file; a malformed line raises BadRecordError."""
+    lines = []
+    for _, obj in read_odgt(path):
+        if isinstance(obj, BaseException):
+            raise obj
+        lines.append(obj)
+    return lines
+
+
+def _makedirs_for(path):
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+
+
+def convert_file(kind, src, dst, split=None, class_names=None):
+    """File-level conversion: ``kind`` in ``coco2odgt`` (src json), ``odgt2coco`` (src odgt,
+    optional ``class_names`` without background), ``voc2coco`` (src VOC root, ``split``).
+    Returns the number of images written."""
+    if kind == 'coco2odgt':
+        lines = coco_to_odgt(read_json(src), src)
+        write_odgt(lines, dst)
+        return len(lines)
+    if kind == 'odgt2coco':
+        names = ['background'] + list(class_names) if class_names else None
+        coco = odgt_to_coco(read_odgt_lines(src), names)
+    elif kind == 'voc2coco':
+        coco = voc_to_coco(src, split)
+    else:
+        raise ValueError('unknown conversion %r' % kind)
+    write_json(coco, dst)
+    return len(coco['images'])
