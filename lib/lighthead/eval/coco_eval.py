@@ -38,12 +38,13 @@ def coco_evaluate(gt, detections):
     metrics['per_class'] = {}
     if not detections:
         return metrics, 'no detections\n'
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
+    with contextlib.redirect_stdout(io.StringIO()):
         coco_dt = coco_gt.loadRes(list(detections))
         ev = COCOeval(coco_gt, coco_dt, 'bbox')
         ev.evaluate()
         ev.accumulate()
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
         ev.summarize()
     for name, value in zip(METRIC_NAMES, ev.stats):
         metrics[name] = float(value)
@@ -51,7 +52,7 @@ def coco_evaluate(gt, detections):
     for k, cat_id in enumerate(ev.params.catIds):
         p = precision[:, :, k, 0, -1]
         p = p[p > -1]
-        name = coco_gt.loadCats(cat_id)[0]['name']
+        name = coco_gt.cats[int(cat_id)]['name']
         metrics['per_class'][name] = float(np.mean(p)) if p.size else float('nan')
     return metrics, buf.getvalue()
 

@@ -1,0 +1,142 @@
+"""``python test.py -d 0 -se 30 [-ee 32] [-s] [--output DIR]``: evaluate epoch checkpoints.
+
+Records are split into contiguous shards, one per device; each shard runs in its own process
+(one device: in this process). Detections go to ``eval_dump/epoch_N.json`` (COCO results), the
+COCO summary and a per-class AP table are appended to ``eval_dump/results.txt``; VOC datasets
+also get the VOC07 11-point and area mAP. ``-s`` draws detections into ``vis_epoch_N/``.
+"""
+import argparse
+import json
+import multiprocessing
+import os
+import time
+
+from tqdm import tqdm
+
+from lighthead.datasets import load_dataset
+from lighthead.datasets.convert import dataset_to_coco
+from lighthead.eval.coco_eval import coco_evaluate, per_class_table
+from lighthead.eval.voc_eval import voc_evaluate
+from lighthead.train.checkpoint import epoch_checkpoint, list_checkpoints
+
+
+def build_parser():
+    p = argparse.ArgumentParser(description='Evaluate Light-Head R-CNN checkpoints.')
+    p.add_argument('-d', '--devices', default='0', help="devices, e.g. '0' or '0-3'")
+    p.add_argument('-se', '--start_epoch', type=int, default=1, help='first epoch to evaluate')
+    p.add_argument('-ee', '--end_epoch', type=int, default=-1, help='last epoch (default: -se)')
+    p.add_argument('-s', '--show_image', action='store_true', help='write PNGs of detections')
+    p.add_argument('--output', default=None, help='output folder (default: the config output_dir)')
+    p.add_argument('overrides', nargs='*', metavar='KEY=VALUE', help='config overrides')
+    return p
+
+
+def _session_config(num_shards):
+    from lighthead.compat import tf
+    threads = max(1, (os.cpu_count() or 1) // num_shards)
+    return tf.ConfigProto(intra_op_parallelism_threads=threads,
+                          inter_op_parallelism_threads=threads)
+
+
+def run_shard(cfg, network_cls, checkpoint, records, vis_dir=None, position=0, num_shards=1):
+    """Detections for ``records``: a list of dicts (image_id, category, score, box)."""
+    from lighthead.eval.predictor import Predictor
+    from lighthead.utils.vis import draw_detections, write_png
+    predictor = Predictor(cfg, network_cls(), checkpoint, _session_config(num_shards))
+    detections = []
+    try:
+        for rec in tqdm(records, desc='shard %d' % position, position=position, leave=False):
+            det, raw = predictor.predict_file(rec['fpath'])
+            for box, score, cls in zip(det['boxes'], det['scores'], det['classes']):
+                detections.append({'image_id': rec['image_id'], 'category': int(cls),
+                                   'score': float(score), 'box': [float(v) for v in box]})
+            if vis_dir:
+                image = draw_detections(raw, det['boxes'], det['scores'], det['classes'],
+                                        cfg.class_names, cfg.TEST.VIS_THRESH)
+                name = os.path.splitext(os.path.basename(rec['fpath']))[0]
+                write_png(os.path.join(vis_dir, name + '.png'), image)
+    finally:
+        predictor.close()
+    return detections
+
+
+def _run_shard_star(args):
+    return run_shard(*args)
+
+
+def detect_all(cfg, network_cls, checkpoint, records, num_shards, vis_dir=None):
+    """Run all records, sharded contiguously over ``num_shards`` processes."""
+    if num_shards <= 1:
+        return run_shard(cfg, network_cls, checkpoint, records, vis_dir)
+    k = (len(records) + num_shards - 1) // num_shards
+    shards = [records[i * k:(i + 1) * k] for i in range(num_shards)]
+    jobs = [(cfg, network_cls, checkpoint, s, vis_dir, i, num_shards)
+            for i, s in enumerate(shards) if s]
+    with multiprocessing.get_context('spawn').Pool(len(jobs)) as pool:
+        parts = pool.map(_run_shard_star, jobs)
+    return [d for part in parts for d in part]
+
+
+def to_coco_results(detections, category_ids):
+    """Our detections -> COCO results (bbox [x, y, w, h] with w = x2 - x1 + 1)."""
+    out = []
+    for d in detections:
+        x1, y1, x2, y2 = d['box']
+        out.append({'image_id': d['image_id'], 'category_id': int(category_ids[d['category']]),
+                    'score': round(d['score'], 5),
+                    'bbox': [round(x1, 2), round(y1, 2), round(x2 - x1 + 1, 2),
+                             round(y2 - y1 + 1, 2)]})
+    return out
+
+
+def evaluate_epoch(cfg, network_cls, epoch, dataset, gt, num_shards=1, show=False):
+    """Evaluate ``epoch_<epoch>.ckpt``; returns the metrics dict."""
+    checkpoint = epoch_checkpoint(cfg.model_dump_dir, epoch)
+    if not os.path.exists(checkpoint + '.index'):
+        raise SystemExit('lighthead: %s not found; checkpoints in %s: %s' % (
+            checkpoint, cfg.model_dump_dir, ', '.join(list_checkpoints(cfg.model_dump_dir)) or
+            'none'))
+    os.makedirs(cfg.eval_dir, exist_ok=True)
+    vis_dir = None
+    if show:
+        vis_dir = os.path.join(cfg.eval_dir, 'vis_epoch_%d' % epoch)
+        os.makedirs(vis_dir, exist_ok=True)
+    start = time.time()
+    detections = detect_all(cfg, network_cls, checkpoint, dataset.records, num_shards, vis_dir)
+    seconds = time.time() - start
+    results = to_coco_results(detections, dataset.category_ids)
+    dump = os.path.join(cfg.eval_dir, 'epoch_%d.json' % epoch)
+    with open(dump, 'w') as f:
+        json.dump(results, f)
+    metrics, summary = coco_evaluate(gt, results)
+    text = ['', 'evaluation epoch %d (%d images, %.1f s)' % (epoch, len(dataset.records), seconds),
+            summary.rstrip('\n'), per_class_table(metrics['per_class']).rstrip('\n')]
+    if cfg.dataset_format == 'voc':
+        voc = voc_evaluate(dataset.records, detections, dataset.class_names)
+        metrics['voc'] = voc
+        text.append('VOC07 11-point mAP: %.4f   area mAP: %.4f' % (voc['mAP_07'], voc['mAP_area']))
+    with open(os.path.join(cfg.eval_dir, 'results.txt'), 'a') as f:
+        f.write('\n'.join(text) + '\n')
+    print('\n'.join(text))
+    return metrics
+
+
+def main(cfg, network_cls, argv=None):
+    """Entry point used by every experiment's ``test.py``."""
+    from lighthead.config import apply_overrides
+    from lighthead.utils.devices import parse_devices
+    args = build_parser().parse_args(argv)
+    try:
+        if args.output:
+            cfg.output_dir = args.output
+        apply_overrides(cfg, args.overrides)
+        devices = parse_devices(args.devices)
+    except (KeyError, ValueError) as e:
+        raise SystemExit('lighthead: %s' % (e.args[0] if e.args else e))
+    end = args.start_epoch if args.end_epoch < 0 else args.end_epoch
+    dataset = load_dataset(cfg, 'eval')
+    gt = cfg.eval_source if cfg.dataset_format == 'coco' else dataset_to_coco(
+        dataset, cfg.eval_root_folder or os.path.dirname(dataset.records[0]['fpath']))
+    return {epoch: evaluate_epoch(cfg, network_cls, epoch, dataset, gt, len(devices),
+                                  args.show_image)
+            for epoch in range(args.start_epoch, end + 1)}

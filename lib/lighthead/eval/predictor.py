@@ -1,0 +1,50 @@
+"""Inference with a trained checkpoint: the test-mode graph, one image at a time."""
+import numpy as np
+
+from lighthead.compat import tf
+from lighthead.data.transforms import load_test_image, normalize, resize_short_max
+from lighthead.train.checkpoint import restore
+
+
+class Predictor(object):
+    """Builds ``network.inference('TEST')`` in its own graph and restores ``checkpoint``.
+
+    ``predict*`` return dicts of numpy arrays: ``boxes`` float32 [N, 4] (x1, y1, x2, y2,
+    inclusive, original-image pixels), ``scores`` float32 [N], ``classes`` int32 [N] (1..C-1).
+    """
+
+    def __init__(self, cfg, network, checkpoint, session_config=None):
+        self.cfg = cfg
+        self.graph = tf.Graph()
+        with self.graph.as_default():
+            self.inputs = network.get_inputs()
+            self.outputs = network.inference('TEST', self.inputs)
+            self.sess = tf.Session(config=session_config)
+            restore(self.sess, checkpoint)
+
+    def predict(self, data, im_info):
+        """Detections for one prepared image: ``data`` [1, H, W, 3], ``im_info`` [1, 6]."""
+        fetch = {k: self.outputs[k] for k in ('boxes', 'scores', 'classes')}
+        out = self.sess.run(fetch, {self.inputs[0]: data, self.inputs[1]: im_info})
+        return {'boxes': np.asarray(out['boxes'], np.float32).reshape(-1, 4),
+                'scores': np.asarray(out['scores'], np.float32).reshape(-1),
+                'classes': np.asarray(out['classes'], np.int32).reshape(-1)}
+
+    def predict_image(self, image_bgr):
+        """Detections for a BGR uint8 image."""
+        cfg = self.cfg
+        resized, scale = resize_short_max(image_bgr, cfg.eval_image_short_size,
+                                          cfg.eval_image_max_size)
+        im_info = np.array([[resized.shape[0], resized.shape[1], scale, image_bgr.shape[0],
+                             image_bgr.shape[1], 0]], np.float32)
+        return self.predict(normalize(resized, cfg.image_mean)[None], im_info)
+
+    def predict_file(self, path):
+        """(detections, raw BGR image) for an image file."""
+        cfg = self.cfg
+        data, im_info, raw = load_test_image(path, cfg.eval_image_short_size,
+                                             cfg.eval_image_max_size, cfg.image_mean)
+        return self.predict(data, im_info), raw
+
+    def close(self):
+        self.sess.close()
