@@ -153,6 +153,9 @@ def finalize(c):
 
 
 _DERIVED = {'num_classes', 'model_dump_dir', 'eval_dir', 'log_dir', 'tb_dir'}
+# (eval key, training key): an eval size equal to the training size follows its overrides.
+_FOLLOWS = (('eval_image_short_size', 'image_short_size'),
+            ('eval_image_max_size', 'image_max_size'))
 
 
 def parse_override(text):
@@ -174,9 +177,16 @@ def parse_override(text):
 
 
 def apply_overrides(c, items):
-    """Apply ``KEY=VALUE`` strings to config ``c`` in place; unknown keys raise ``KeyError``."""
+    """Apply ``KEY=VALUE`` strings to config ``c`` in place; unknown keys raise ``KeyError``.
+
+    An eval image size equal to its training size (e.g. derived from it) follows an override
+    of the training size unless the eval size is overridden too.
+    """
+    following = [e for e, src in _FOLLOWS if c[e] is None or c[e] == c[src]]
+    overridden = set()
     for item in items:
         keys, value = parse_override(item)
+        overridden.add(keys[0])
         node = c
         for depth, k in enumerate(keys):
             if not isinstance(node, dict) or k not in node or '.'.join(keys) in _DERIVED:
@@ -185,6 +195,9 @@ def apply_overrides(c, items):
                 node[k] = value
             else:
                 node = node[k]
+    for key in following:
+        if key not in overridden:
+            c[key] = None
     return finalize(c)
 
 

@@ -2,8 +2,9 @@
 
 Records are split into contiguous shards, one per device; each shard runs in its own process
 (one device: in this process). Detections go to ``eval_dump/epoch_N.json`` (COCO results), the
-COCO summary and a per-class AP table are appended to ``eval_dump/results.txt``; VOC datasets
-also get the VOC07 11-point and area mAP. ``-s`` draws detections into ``vis_epoch_N/``.
+metrics to ``eval_dump/epoch_N_metrics.json``; the COCO summary and a per-class AP table are
+appended to ``eval_dump/results.txt``; VOC datasets also get the VOC07 11-point and area mAP.
+``-s`` draws detections into ``vis_epoch_N/``.
 """
 import argparse
 import json
@@ -115,6 +116,8 @@ def evaluate_epoch(cfg, network_cls, epoch, dataset, gt, num_shards=1, show=Fals
         voc = voc_evaluate(dataset.records, detections, dataset.class_names)
         metrics['voc'] = voc
         text.append('VOC07 11-point mAP: %.4f   area mAP: %.4f' % (voc['mAP_07'], voc['mAP_area']))
+    with open(os.path.join(cfg.eval_dir, 'epoch_%d_metrics.json' % epoch), 'w') as f:
+        json.dump(metrics, f, indent=2)
     with open(os.path.join(cfg.eval_dir, 'results.txt'), 'a') as f:
         f.write('\n'.join(text) + '\n')
     print('\n'.join(text))
