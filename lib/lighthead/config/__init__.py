@@ -6,6 +6,7 @@ the result as ``config`` (and ``cfg``). Command-line ``KEY=VALUE`` pairs go thro
 """
 import ast
 import copy
+import importlib.util
 import json
 import os
 
@@ -212,3 +213,18 @@ def lr_at_epoch(c, epoch):
         if epoch < bound:
             return c.basic_lr * factor
     return c.basic_lr * c.lr_steps[-1][1]
+
+
+def load_experiment_config(exp_dir):
+    """The ``config`` of ``<exp_dir>/config.py``, loaded by file path (no ``sys.path`` change).
+
+    Raises ``IOError`` when the file does not exist.
+    """
+    path = os.path.join(os.path.abspath(exp_dir), 'config.py')
+    if not os.path.isfile(path):
+        raise IOError('no experiment config %s' % path)
+    name = 'lighthead_experiment_%s' % os.path.basename(os.path.dirname(path))
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.config

@@ -50,8 +50,9 @@ def hflip_boxes(boxes, width):
 
 def normalize(img_bgr_uint8, mean_bgr):
     """BGR uint8 ``[H, W, 3]`` -> RGB float32 ``[H, W, 3]`` minus the means (no std)."""
-    img = img_bgr_uint8.astype(np.float32) - np.asarray(mean_bgr, dtype=np.float32)
-    return np.ascontiguousarray(img[:, :, ::-1])
+    rgb = cv2.cvtColor(img_bgr_uint8, cv2.COLOR_BGR2RGB)
+    mean_rgb = tuple(float(m) for m in mean_bgr[::-1]) + (0.0,)
+    return cv2.subtract(rgb, mean_rgb, dtype=cv2.CV_32F)
 
 
 def load_test_image(path, short, max_size, mean):

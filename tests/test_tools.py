@@ -1,0 +1,177 @@
+"""tools/predict.py and tools/benchmark.py end to end on the quickstart experiment."""
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from lighthead.compat import tf
+from lighthead.network import LightHeadNetwork
+from lighthead.utils import benchmark
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..'))
+QUICKSTART = os.path.join(REPO, 'experiments', 'quickstart')
+SPEC_KEYS = ('forward_ms', 'end_to_end_ms', 'fps', 'gflops', 'stages', 'peak_gflops',
+             'peak_fraction', 'height', 'width', 'rois', 'threads', 'precision', 'tf_version',
+             'cpu')
+SPEC_STAGES = ('backbone_ms', 'rpn_proposals_ms', 'thin_feature_ms', 'psalign_ms',
+               'rcnn_head_ms', 'postprocess_ms')
+
+
+def _tool(name):
+    """tools/<name>.py as a module (loaded by path)."""
+    spec = importlib.util.spec_from_file_location('tool_' + name,
+                                                  os.path.join(REPO, 'tools', name + '.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run(args):
+    proc = subprocess.run([sys.executable] + args, cwd=REPO, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, universal_newlines=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+@pytest.fixture(scope='module')
+def quickstart_cfg():
+    return benchmark.load_experiment_config(QUICKSTART)
+
+
+@pytest.fixture(scope='module')
+def random_checkpoint(tmp_path_factory, quickstart_cfg):
+    """A checkpoint of a randomly initialised quickstart test graph."""
+    prefix = str(tmp_path_factory.mktemp('ckpt') / 'random.ckpt')
+    net = LightHeadNetwork(quickstart_cfg)
+    with tf.Graph().as_default():
+        tf.set_random_seed(7)
+        net.inference('TEST', net.get_inputs())
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            tf.train.Saver().save(sess, prefix)
+    return prefix
+
+
+def test_load_experiment_config_by_path(quickstart_cfg):
+    assert quickstart_cfg.exp_name == 'quickstart'
+    assert quickstart_cfg.num_classes == len(quickstart_cfg.class_names)
+    with pytest.raises(IOError, match='no experiment config'):
+        benchmark.load_experiment_config(os.path.join(REPO, 'no_such_experiment'))
+
+
+def test_predict_writes_pngs_and_json(tmp_path, quickstart_cfg, random_checkpoint):
+    rng = np.random.RandomState(0)
+    images = tmp_path / 'images'
+    images.mkdir()
+    sizes = {'a': (90, 120), 'b': (140, 100)}
+    for name, (h, w) in sizes.items():
+        cv2.imwrite(str(images / (name + '.png')), rng.randint(0, 256, (h, w, 3)).astype(np.uint8))
+    (images / 'notes.txt').write_text('not an image')
+    out, json_path = tmp_path / 'out', tmp_path / 'det.json'
+    thresh = 0.2
+    _run(['tools/predict.py', '--exp', QUICKSTART, '--ckpt', random_checkpoint,
+          '--images', str(images), '--out', str(out), '--thresh', str(thresh),
+          '--json', str(json_path)])
+
+    records = json.loads(json_path.read_text())
+    assert [os.path.basename(r['file']) for r in records] == ['a.png', 'b.png']
+    names = quickstart_cfg.class_names
+    total = 0
+    for rec in records:
+        assert set(rec) == {'file', 'boxes', 'scores', 'classes', 'class_names'}
+        h, w = sizes[os.path.basename(rec['file'])[0]]
+        drawn = cv2.imread(str(out / os.path.basename(rec['file'])))
+        assert drawn.shape == (h, w, 3)
+        n = len(rec['scores'])
+        total += n
+        assert len(rec['boxes']) == len(rec['classes']) == len(rec['class_names']) == n
+        scores = np.array(rec['scores'])
+        assert np.all(scores >= thresh) and np.all(np.diff(scores) <= 0)
+        boxes = np.array(rec['boxes']).reshape(-1, 4)
+        # Original-image pixels, inclusive corners, clipped to the image.
+        assert np.all(boxes[:, :2] >= 0) and np.all(boxes[:, 2] <= w - 1)
+        assert np.all(boxes[:, 3] <= h - 1)
+        assert all(1 <= c < len(names) for c in rec['classes'])
+        assert rec['class_names'] == [names[c] for c in rec['classes']]
+    assert total > 0  # random weights still give scores near 1 / num_classes > thresh
+
+
+def test_predict_clear_errors(tmp_path, random_checkpoint):
+    predict = _tool('predict')
+    image = tmp_path / 'x.png'
+    cv2.imwrite(str(image), np.zeros((8, 8, 3), np.uint8))
+    cases = [
+        (['--ckpt', str(tmp_path / 'missing.ckpt'), str(image)], 'missing.ckpt not found'),
+        (['--ckpt', str(tmp_path), str(image)], 'no checkpoint in folder'),
+        (['--ckpt', random_checkpoint, str(tmp_path / 'nope.jpg')], 'nope.jpg'),
+        (['--ckpt', random_checkpoint, '--images', str(tmp_path / 'none')], 'not found'),
+    ]
+    for args, message in cases:
+        with pytest.raises(SystemExit) as exit_info:
+            predict.main(['--exp', QUICKSTART, '--out', str(tmp_path / 'o')] + args)
+        assert message in str(exit_info.value)
+
+
+def test_benchmark_json_has_spec_keys():
+    out = _run(['tools/benchmark.py', '--exp', QUICKSTART, '--height', '96', '--width', '128',
+                '--rois', '500', '--repeat', '2', '--warmup', '1', '--peak', '--peak-size', '1024',
+                '--json'])
+    result = json.loads(out)
+    for key in SPEC_KEYS:
+        assert key in result, key
+    for key in ('forward_ms', 'end_to_end_ms', 'fps', 'gflops', 'peak_gflops', 'peak_fraction'):
+        assert result[key] > 0, key
+    assert set(SPEC_STAGES) <= set(result['stages'])
+    assert result['stages']['backbone_ms'] > 0
+    # Cumulative stages add up to the end-to-end time (each rounded to 1e-3).
+    assert sum(result['stages'].values()) == pytest.approx(result['end_to_end_ms'], abs=0.01)
+    assert (result['height'], result['width'], result['rois']) == (96, 128, 500)
+    assert result['precision'] == 'fp32' and result['threads'] >= 1
+    # 6 x 8 positions x 12 anchors = 576 proposals at most: NMS keeps fewer than 500, padded.
+    assert result['nms_proposals'] < 500
+    assert result['fps'] == pytest.approx(1000.0 / result['forward_ms'], rel=1e-3)
+
+
+def test_benchmark_network_forces_roi_count(quickstart_cfg):
+    bench = benchmark.BenchmarkGraph(quickstart_cfg, 64, 96, 400,
+                                     benchmark.session_config(1))
+    try:
+        feed = {bench.inputs[0]: bench.data, bench.inputs[1]: bench.im_info}
+        rois, kept, pooled = bench.sess.run(
+            [bench.net.taps['rois'], bench.net.taps['nms_proposals'], bench.net.taps['pooled']],
+            feed)
+    finally:
+        bench.close()
+    assert bench.data.shape == (1, 64, 96, 3)
+    assert rois.shape == (400, 5) and pooled.shape[0] == 400
+    assert 0 < kept < 400
+    # The NMS output repeated cyclically.
+    np.testing.assert_array_equal(rois, np.concatenate([rois[:kept]] * (400 // kept + 1))[:400])
+
+
+def test_gflops_grow_with_rois_by_the_head_products(quickstart_cfg):
+    cfg = quickstart_cfg
+    low = benchmark.count_forward_gflops(cfg, 96, 128, 100)
+    high = benchmark.count_forward_gflops(cfg, 96, 128, 300)
+    per_roi_macs = (cfg.head_out_channels * cfg.fc_channels +
+                    cfg.fc_channels * cfg.num_classes * 5)
+    assert high - low == pytest.approx(2 * 200 * per_roi_macs / 1e9, rel=1e-9)
+
+
+def test_bf16_option():
+    rewrite = tf.ConfigProto().graph_options.rewrite_options
+    if 'auto_mixed_precision_onednn_bfloat16' in rewrite.DESCRIPTOR.fields_by_name:  # TF 2.x
+        config = benchmark.session_config(2, 'bf16')
+        rewrite = config.graph_options.rewrite_options
+        assert rewrite.auto_mixed_precision_onednn_bfloat16 == type(rewrite).ON
+        assert config.intra_op_parallelism_threads == 2
+    else:
+        with pytest.raises(benchmark.UnsupportedPrecision, match='bf16'):
+            benchmark.session_config(2, 'bf16')
+    with pytest.raises(ValueError):
+        benchmark.session_config(2, 'fp16')

@@ -1,0 +1,134 @@
+"""Detect objects in images with a trained checkpoint; draw them and write them as JSON (SPEC 5.4).
+
+    python tools/predict.py --exp experiments/user --ckpt PATH (--images DIR | FILE ...)
+        --out DIR [--thresh 0.3] [--json FILE]
+
+``--ckpt`` is a checkpoint prefix (``.../epoch_30.ckpt``) or a ``model_dump`` folder (its
+newest checkpoint). Each image gets ``DIR/<name>.png`` with its detections drawn. The JSON
+(``--json FILE``, default ``DIR/detections.json``) is a list, one entry per image:
+``{"file", "boxes": [[x1, y1, x2, y2], ...], "scores", "classes", "class_names"}`` with
+inclusive-corner boxes in original-image pixels, class ids 1..C-1 and their names, by
+descending score. Only detections with score >= ``--thresh`` are drawn and written.
+"""
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+
+from lighthead.config import load_experiment_config
+from lighthead.data.transforms import ImageReadError
+from lighthead.eval.predictor import Predictor
+from lighthead.network import LightHeadNetwork
+from lighthead.train.checkpoint import latest_checkpoint
+from lighthead.utils.vis import draw_detections, write_png
+
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
+
+
+def build_parser():
+    p = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    p.add_argument('--exp', required=True, help='experiment folder (holds config.py)')
+    p.add_argument('--ckpt', required=True, help='checkpoint prefix or model_dump folder')
+    p.add_argument('--images', help='folder of images (all files with an image extension)')
+    p.add_argument('files', nargs='*', metavar='FILE', help='image files (instead of --images)')
+    p.add_argument('--out', required=True, help='folder for the PNGs')
+    p.add_argument('--thresh', type=float, default=0.3, help='minimum score kept (default 0.3)')
+    p.add_argument('--json', help='detections JSON (default: OUT/detections.json)')
+    return p
+
+
+def resolve_checkpoint(path):
+    """Checkpoint prefix of ``path`` (a prefix, or a folder: its newest checkpoint)."""
+    if os.path.isdir(path):
+        prefix = latest_checkpoint(path)
+        if prefix is None:
+            raise IOError('no checkpoint in folder %s' % path)
+        return prefix
+    if not os.path.exists(path + '.index'):
+        raise IOError('checkpoint %s not found (no %s.index)' % (path, path))
+    return path
+
+
+def list_images(images_dir, files):
+    """Sorted image paths of ``images_dir``, or ``files``; IOError if none or one is missing."""
+    if images_dir:
+        if not os.path.isdir(images_dir):
+            raise IOError('image folder %s not found' % images_dir)
+        paths = sorted(os.path.join(images_dir, n) for n in os.listdir(images_dir)
+                       if n.lower().endswith(IMAGE_EXTENSIONS))
+        if not paths:
+            raise IOError('no images (%s) in %s' % (' '.join(IMAGE_EXTENSIONS), images_dir))
+        return paths
+    missing = [f for f in files if not os.path.isfile(f)]
+    if missing:
+        raise IOError('image file(s) not found: %s' % ', '.join(missing))
+    return list(files)
+
+
+def output_names(paths):
+    """``<name>.png`` for each path; IOError if two images would write the same file."""
+    names = [os.path.splitext(os.path.basename(p))[0] + '.png' for p in paths]
+    seen = {}
+    for path, name in zip(paths, names):
+        if name in seen:
+            raise IOError('%s and %s would both be drawn to %s' % (seen[name], path, name))
+        seen[name] = path
+    return names
+
+
+def select(det, thresh):
+    """Detections with score >= thresh, by descending score (numpy arrays)."""
+    order = np.argsort(-det['scores'], kind='stable')
+    keep = order[det['scores'][order] >= thresh]
+    return {k: v[keep] for k, v in det.items()}
+
+
+def to_record(path, det, class_names):
+    return {'file': path,
+            'boxes': [[float(v) for v in box] for box in det['boxes']],
+            'scores': [float(s) for s in det['scores']],
+            'classes': [int(c) for c in det['classes']],
+            'class_names': [class_names[int(c)] for c in det['classes']]}
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if bool(args.images) == bool(args.files):
+        parser.error('give either --images DIR or image files')
+    try:
+        cfg = load_experiment_config(args.exp)
+        checkpoint = resolve_checkpoint(args.ckpt)
+        paths = list_images(args.images, args.files)
+        names = output_names(paths)
+    except IOError as e:
+        sys.exit('predict.py: %s' % e)
+    os.makedirs(args.out, exist_ok=True)
+    json_path = args.json or os.path.join(args.out, 'detections.json')
+
+    predictor = Predictor(cfg, LightHeadNetwork(cfg), checkpoint)
+    records = []
+    try:
+        for path, name in zip(paths, names):
+            try:
+                det, raw = predictor.predict_file(path)
+            except ImageReadError as e:
+                sys.exit('predict.py: %s' % e)
+            det = select(det, args.thresh)
+            write_png(os.path.join(args.out, name),
+                      draw_detections(raw, det['boxes'], det['scores'], det['classes'],
+                                      cfg.class_names))
+            records.append(to_record(path, det, cfg.class_names))
+            print('%s: %d detections' % (path, len(det['scores'])))
+    finally:
+        predictor.close()
+    with open(json_path, 'w') as f:
+        f.write('[\n' + ',\n'.join(json.dumps(r) for r in records) + '\n]\n')
+    print('wrote %d images to %s and detections to %s' % (len(records), args.out, json_path))
+    return records
+
+
+if __name__ == '__main__':
+    main()
