@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from lighthead.compat import tf
+from lighthead.config import load_experiment_config
 from lighthead.network import LightHeadNetwork
 from lighthead.utils import benchmark
 
@@ -40,7 +41,7 @@ def _run(args):
 
 @pytest.fixture(scope='module')
 def quickstart_cfg():
-    return benchmark.load_experiment_config(QUICKSTART)
+    return load_experiment_config(QUICKSTART)
 
 
 @pytest.fixture(scope='module')
@@ -61,7 +62,7 @@ def test_load_experiment_config_by_path(quickstart_cfg):
     assert quickstart_cfg.exp_name == 'quickstart'
     assert quickstart_cfg.num_classes == len(quickstart_cfg.class_names)
     with pytest.raises(IOError, match='no experiment config'):
-        benchmark.load_experiment_config(os.path.join(REPO, 'no_such_experiment'))
+        load_experiment_config(os.path.join(REPO, 'no_such_experiment'))
 
 
 def test_predict_writes_pngs_and_json(tmp_path, quickstart_cfg, random_checkpoint):
