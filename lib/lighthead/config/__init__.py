@@ -67,6 +67,7 @@ def base_config():
     c.psalign_impl = None  # None: compiled kernel (env LIGHTHEAD_OPS=tf picks pure TF)
     c.fc_channels = 2048
     c.large_sep_conv_grad_mult = 3.0
+    c.clip_gradient_norm = None  # None: no clipping (the original); a float clips the global norm
 
     # ---- training ----
     c.train_batch_per_gpu = 2

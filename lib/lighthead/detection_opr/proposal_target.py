@@ -42,6 +42,9 @@ def proposal_targets(rois, gt_boxes, num_classes, *, fg_thresh=0.5, bg_thresh_hi
     labels = tf.where(bg & ~in_ignore, tf.zeros_like(labels), labels)
 
     deltas = box_ops.encode(rois_out, assigned[:, :4]) / tf.constant(bbox_stds, tf.float32)
+    # Select, do not multiply by 0: a RoI of zero width (exp(dw) underflowed) has non-finite
+    # deltas, and 0 * inf = NaN would reach the loss.
+    deltas = tf.where(fg, deltas, tf.zeros_like(deltas))
     class_mask = tf.one_hot(labels, num_classes) * tf.cast(fg, tf.float32)[:, None]
     bbox_targets = tf.reshape(class_mask[:, :, None] * deltas[:, None, :], [-1, 4 * num_classes])
     return rois_out, labels, bbox_targets

@@ -28,7 +28,7 @@ _VARIABLE_OPS = ('Variable', 'VariableV2', 'VarHandleOp')
 
 
 class TrainingDiverged(RuntimeError):
-    """A loss became NaN or infinite."""
+    """A loss or the gradient became NaN or infinite."""
 
 
 def _tower_device(device):
@@ -115,6 +115,13 @@ class Trainer(object):
         grads = _sum_gradients(tower_grads)
         mult = cfg.large_sep_conv_grad_mult
         grads = [(g * mult if 'conv_new' in v.op.name else g, v) for g, v in grads]
+        # Checked after every step, before any checkpoint is written: a non-finite loss or
+        # gradient stops the run, so no checkpoint ever holds the weights it produced.
+        self.grad_norm = tf.global_norm([g for g, _ in grads], name='grad_norm')
+        if cfg.clip_gradient_norm:
+            clipped, _ = tf.clip_by_global_norm([g for g, _ in grads], cfg.clip_gradient_norm,
+                                                use_norm=self.grad_norm)
+            grads = [(g, v) for g, (_, v) in zip(clipped, grads)]
         with tf.control_dependencies(update_ops):
             self.train_op = optimizer.apply_gradients(grads, global_step=self.global_step)
         collection = self.network.get_train_collection()
@@ -178,7 +185,7 @@ class Trainer(object):
             new_csv = not os.path.exists(csv_path) or step == 0
             csv = open(csv_path, 'w' if new_csv else 'a')
             if new_csv:
-                csv.write('step,epoch,lr,' + ','.join(LOSS_KEYS) + ',images_per_s,data_s\n')
+                csv.write('step,epoch,lr,' + ','.join(LOSS_KEYS) + ',grad_norm,images_per_s,data_s\n')
             flow = TrainDataFlow(dataset.records, cfg, self.num_towers, start_step=step)
             current_lr = None
             data_time = step_time = 0.0
@@ -193,13 +200,16 @@ class Trainer(object):
                     if lr != current_lr:
                         sess.run(self.set_lr, {self.lr_ph: lr})
                         current_lr = lr
-                    _, values = sess.run([self.train_op, self.loss_tensors], self._feed(batches))
+                    _, values, grad_norm = sess.run(
+                        [self.train_op, self.loss_tensors, self.grad_norm], self._feed(batches))
                     t2 = time.time()
-                    if not all(math.isfinite(float(v)) for v in values):
+                    if not all(math.isfinite(float(v)) for v in list(values) + [grad_norm]):
                         last = ckpt.latest_checkpoint(cfg.model_dump_dir)
-                        msg = ('loss became non-finite at step %d (epoch %d): %s; the last good '
-                               'checkpoint is %s' % (step, sched.epoch_of(step) + 1,
-                                                     dict(zip(LOSS_KEYS, map(float, values))), last))
+                        msg = ('loss or gradient became non-finite at step %d (epoch %d): %s, '
+                               'gradient norm %s; the last good checkpoint is %s' % (
+                                   step, sched.epoch_of(step) + 1,
+                                   dict(zip(LOSS_KEYS, map(float, values))), float(grad_norm),
+                                   last))
                         logger.error(msg)
                         raise TrainingDiverged(msg)
                     if step > 0:  # the first step includes graph warm-up
@@ -209,9 +219,10 @@ class Trainer(object):
                     epoch = sched.epoch_of(step)
                     speed = self.images_per_step / max(t2 - t0, 1e-9)
                     losses = dict(zip(LOSS_KEYS, (float(v) for v in values)))
-                    csv.write('%d,%d,%.6g,%s,%.3f,%.4f\n' % (
+                    losses['grad_norm'] = float(grad_norm)
+                    csv.write('%d,%d,%.6g,%s,%.6g,%.3f,%.4f\n' % (
                         step, epoch, lr, ','.join('%.6g' % losses[k] for k in LOSS_KEYS),
-                        speed, t1 - t0))
+                        grad_norm, speed, t1 - t0))
                     if step % cfg.log_interval == 0 or step + 1 == end:
                         self._log(writer, logger, step, epoch, lr, losses, speed, t1 - t0)
                     bar.set_postfix(ep=epoch + 1, lr='%.2g' % lr,
