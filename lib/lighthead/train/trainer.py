@@ -206,7 +206,7 @@ class Trainer(object):
                     if not all(math.isfinite(float(v)) for v in list(values) + [grad_norm]):
                         last = ckpt.latest_checkpoint(cfg.model_dump_dir)
                         msg = ('loss or gradient became non-finite at step %d (epoch %d): %s, '
-                               'gradient norm %s; the last good checkpoint is %s' % (
+                               'gradient norm %s; the newest checkpoint is %s' % (
                                    step, sched.epoch_of(step) + 1,
                                    dict(zip(LOSS_KEYS, map(float, values))), float(grad_norm),
                                    last))
