@@ -6,19 +6,11 @@ on block 3, large separable conv (Cmid 256, Cout 490) on block 4, both at 1/16; 
 import os
 
 from lighthead.config import REPO_ROOT, make_config
-from lighthead.config.classes import COCO_CLASSES
-
-COCO = os.path.join(REPO_ROOT, 'data', 'MSCOCO')
+from lighthead.config.classes import coco2017
 
 config = make_config(
     exp_name='res101_coco',
     backbone='resnet_v1_101',
-    class_names=COCO_CLASSES,
-    dataset_format='coco',
-    train_source=os.path.join(COCO, 'annotations', 'instances_train2017.json'),
-    train_root_folder=os.path.join(COCO, 'train2017'),
-    eval_source=os.path.join(COCO, 'annotations', 'instances_val2017.json'),
-    eval_root_folder=os.path.join(COCO, 'val2017'),
     image_short_size=800,
     image_max_size=1333,
     rpn_channels=512,
@@ -26,5 +18,6 @@ config = make_config(
     nr_dataflow=8,
     weight=os.path.join(REPO_ROOT, 'data', 'imagenet_weights', 'res101.ckpt'),
     weight_name_map={'resnet_v1_101': 'resnet_v1_101'},
+    **coco2017(os.path.join(REPO_ROOT, 'data', 'MSCOCO'))
 )
 cfg = config

@@ -6,19 +6,11 @@ RPN (256 ch) on stage 3 (stride 16); large separable conv (k 15, Cmid 64, Cout 4
 import os
 
 from lighthead.config import REPO_ROOT, make_config
-from lighthead.config.classes import COCO_CLASSES
-
-COCO = os.path.join(REPO_ROOT, 'data', 'MSCOCO')
+from lighthead.config.classes import coco2017
 
 config = make_config(
     exp_name='user',
     backbone='xception_star',
-    class_names=COCO_CLASSES,
-    dataset_format='coco',
-    train_source=os.path.join(COCO, 'annotations', 'instances_train2017.json'),
-    train_root_folder=os.path.join(COCO, 'train2017'),
-    eval_source=os.path.join(COCO, 'annotations', 'instances_val2017.json'),
-    eval_root_folder=os.path.join(COCO, 'val2017'),
     image_short_size=700,
     image_max_size=1100,
     rpn_channels=256,
@@ -27,5 +19,6 @@ config = make_config(
     nr_dataflow=8,
     weight=os.path.join(REPO_ROOT, 'data', 'imagenet_weights', 'xception_star.ckpt'),
     weight_name_map={'xception_star': 'xception_star'},
+    **coco2017(os.path.join(REPO_ROOT, 'data', 'MSCOCO'))
 )
 cfg = config

@@ -6,19 +6,11 @@ stride 1, so RPN (256 ch, on stage 3) and the head (Cmid 64, on stage 4) both wo
 import os
 
 from lighthead.config import REPO_ROOT, make_config
-from lighthead.config.classes import COCO_CLASSES
-
-COCO = os.path.join(REPO_ROOT, 'data', 'MSCOCO')
+from lighthead.config.classes import coco2017
 
 config = make_config(
     exp_name='user_geonseoks',
     backbone='xception_geonseoks',
-    class_names=COCO_CLASSES,
-    dataset_format='coco',
-    train_source=os.path.join(COCO, 'annotations', 'instances_train2017.json'),
-    train_root_folder=os.path.join(COCO, 'train2017'),
-    eval_source=os.path.join(COCO, 'annotations', 'instances_val2017.json'),
-    eval_root_folder=os.path.join(COCO, 'val2017'),
     image_short_size=700,
     image_max_size=1100,
     rpn_channels=256,
@@ -27,5 +19,6 @@ config = make_config(
     nr_dataflow=8,
     weight=os.path.join(REPO_ROOT, 'data', 'imagenet_weights', 'model.ckpt-3081378'),
     weight_name_map={'resnet_v1_xception': 'resnet_v1_xception'},
+    **coco2017(os.path.join(REPO_ROOT, 'data', 'MSCOCO'))
 )
 cfg = config

@@ -1,4 +1,5 @@
-"""Class-name lists of the public datasets (index 0 is the background)."""
+"""Class-name lists and folder layouts of the public datasets (index 0 is the background)."""
+import os
 
 COCO_CLASSES = [
     'background', 'person', 'bicycle', 'car', 'motorcycle', 'airplane', 'bus', 'train', 'truck',
@@ -16,3 +17,15 @@ VOC_CLASSES = [
     'background', 'aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car', 'cat', 'chair',
     'cow', 'diningtable', 'dog', 'horse', 'motorbike', 'person', 'pottedplant', 'sheep', 'sofa',
     'train', 'tvmonitor']
+
+
+def coco2017(root):
+    """Config entries of COCO 2017 under ``root`` (``annotations/``, ``train2017/``, ``val2017/``)."""
+    return dict(
+        class_names=COCO_CLASSES,
+        dataset_format='coco',
+        train_source=os.path.join(root, 'annotations', 'instances_train2017.json'),
+        train_root_folder=os.path.join(root, 'train2017'),
+        eval_source=os.path.join(root, 'annotations', 'instances_val2017.json'),
+        eval_root_folder=os.path.join(root, 'val2017'),
+    )
