@@ -1,10 +1,13 @@
 """load_pretrained: checkpoint and .npz sources, name maps, reports, shape errors."""
 import json
+import os
 
 import numpy as np
 import pytest
 
 from lighthead.compat import tf
+from lighthead.config import load_experiment_config
+from lighthead.network import LightHeadNetwork
 from lighthead.utils.tf_utils.basemodel import get_backbone
 from lighthead.utils.tf_utils.weights import load_pretrained
 
@@ -136,3 +139,28 @@ def test_missing_file(tmp_path, name):
     with tf.Graph().as_default(), tf.Session() as sess:
         with pytest.raises(FileNotFoundError, match='nothing'):
             load_pretrained(sess, str(tmp_path / name))
+
+
+def test_backbone_checkpoint_loads_into_the_detector(checkpoint, tmp_path):
+    """An ImageNet-style backbone checkpoint restores every backbone variable of the detector;
+    the detector's own layers are reported missing and the classifier unexpected."""
+    prefix, saved = checkpoint
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    cfg = load_experiment_config(os.path.join(repo, 'experiments', 'quickstart'))
+    with tf.Graph().as_default():
+        net = LightHeadNetwork(cfg)
+        net.inference('TEST', net.get_inputs())
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            report = load_pretrained(sess, prefix, {'xception_star': 'xception_star'},
+                                     report_path=str(tmp_path / 'weights.json'))
+            loaded = values_by_name(sess)
+    backbone = [n for n in saved if n.startswith('xception_star/') and '/logits/' not in n]
+    assert sorted(report['restored']) == sorted(backbone)
+    for name in backbone:
+        np.testing.assert_array_equal(loaded[name], saved[name])
+    assert 'xception_star/cls_fc/weights' in report['missing']
+    assert 'xception_star/rpn_conv/3x3/weights' in report['missing']
+    assert 'xception_star/logits/weights' in report['unexpected']
+    with open(str(tmp_path / 'weights.json')) as f:
+        assert json.load(f)['restored'] == report['restored']
