@@ -217,7 +217,7 @@ def lr_at_epoch(c, epoch):
 
 
 def load_experiment_config(exp_dir):
-    """The ``config`` of ``<exp_dir>/config.py``, loaded by file path (the import path is left alone).
+    """The ``config`` of ``<exp_dir>/config.py``, loaded by file path.
 
     Raises ``IOError`` when the file does not exist.
     """
