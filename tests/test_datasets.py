@@ -9,7 +9,7 @@ from lighthead.config import make_config
 from lighthead.datasets import (BadRecordError, load_coco, load_dataset, load_odgt, load_voc,
                                 load_voc_xml, make_record, validate_record)
 
-TREECROWNS = os.path.join(os.path.dirname(__file__), '..', '..', 'shared', 'data', 'treecrowns')
+TREECROWNS = os.path.join(os.path.dirname(__file__), '..', 'data', 'treecrowns')
 
 
 def write_json(path, obj):
@@ -192,7 +192,6 @@ def test_voc_xml_single_file(tmp_path):
     assert load_voc_xml(xml, image_path='/x/y.png', image_id=9).records[0]['image_id'] == 9
 
 
-@pytest.mark.skipif(not os.path.isdir(TREECROWNS), reason='tree-crown data not present')
 def test_voc_xml_treecrowns():
     ds = load_voc_xml(os.path.join(TREECROWNS, 'OSBS_029.xml'), class_names=['background', 'Tree'])
     (rec,) = ds.records
