@@ -7,7 +7,8 @@ import cv2
 import numpy as np
 
 from lighthead.datasets import load_coco, validate_record
-from lighthead.datasets.synthetic import CLASS_NAMES, MIN_SIDE, generate
+from lighthead.datasets.synthetic import (ASPECT_JITTER, BAR_THICKNESS, CLASS_NAMES, MIN_SIDE,
+                                          generate)
 
 
 def all_files(root):
@@ -55,7 +56,8 @@ def test_sanity(tmp_path):
         b = rec['boxes']
         assert b[:, 0].min() >= 0 and b[:, 2].max() <= 319 and b[:, 3].max() <= 255
         sides = np.minimum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]) + 1
-        assert sides.min() >= MIN_SIDE - 3  # aspect jitter and the ellipse's rounding
+        # aspect jitter, then rounding of the size and of the ellipse
+        assert sides.min() >= min(MIN_SIDE / np.sqrt(ASPECT_JITTER), BAR_THICKNESS[0]) - 2
         np.add.at(counts, rec['classes'], 1)
         overlapping += any(overlap(b[i], b[j]) for i in range(len(b)) for j in range(i))
     assert (counts[1:] >= 5).all(), counts

@@ -2,7 +2,7 @@
 
     python tools/benchmark.py --exp experiments/user --height 700 --width 1100 [--rois 1000]
         [--threads T] [--precision fp32|bf16] [--peak [--peak-size 4096]] [--warmup 3]
-        [--repeat 10] [--profile] --json
+        [--repeat 10] [--no-fold-bn] [--profile] --json
 
 Random weights; medians after warm-up. What each figure measures (forward, end to end,
 stages, forced RoI count, FLOPs, peak): see ``lighthead.utils.benchmark``.
@@ -31,6 +31,9 @@ def build_parser():
                    help='matrix size of the peak measurement (default 4096)')
     p.add_argument('--warmup', type=int, default=3)
     p.add_argument('--repeat', type=int, default=10)
+    p.add_argument('--no-fold-bn', dest='fold_bn', action='store_false',
+                   help='time the graph with variables and separate BN ops (default: the '
+                        'frozen graph with BN folded into the convolutions, as test.py runs)')
     p.add_argument('--profile', action='store_true',
                    help='add per-op profiles (RunMetadata step stats) under "profile"')
     p.add_argument('--json', action='store_true', help='print one JSON object (else a summary)')
@@ -38,9 +41,9 @@ def build_parser():
 
 
 def summary(r):
-    lines = ['%s\n%dx%d, %d RoIs, %d threads, %s, TF %s, PSAlign %s' % (
+    lines = ['%s\n%dx%d, %d RoIs, %d threads, %s, TF %s, PSAlign %s, BN %s' % (
         r['cpu'], r['height'], r['width'], r['rois'], r['threads'], r['precision'],
-        r['tf_version'], r['psalign_impl']),
+        r['tf_version'], r['psalign_impl'], 'folded' if r['fold_bn'] else 'separate'),
         'forward %.1f ms (%.1f fps), end to end %.1f ms, %.1f GFLOPs' % (
             r['forward_ms'], r['fps'], r['end_to_end_ms'], r['gflops'])]
     lines += ['  %-18s %8.2f ms' % (k, v) for k, v in r['stages'].items()]
@@ -65,7 +68,7 @@ def main(argv=None):
                                threads=args.threads, precision=args.precision,
                                peak_size=args.peak_size if args.peak else None,
                                warmup=max(args.warmup, 0), repeat=args.repeat,
-                               profile=args.profile)
+                               profile=args.profile, fold_bn=args.fold_bn)
     except UnsupportedPrecision as e:
         sys.exit('benchmark.py: %s' % e)
     print(json.dumps(result) if args.json else summary(result))

@@ -66,7 +66,7 @@ class LightHeadNetwork(object):
 
         _, end_points = self.backbone.build(
             data, is_training=is_training, bn_training=cfg.bn_training, freeze_at=cfg.freeze_at,
-            weight_decay=cfg.weight_decay)
+            weight_decay=cfg.weight_decay, bn_decay=cfg.bn_decay)
         scope = self.backbone.SCOPE
         with tf.variable_scope(scope, reuse=tf.AUTO_REUSE), self._head_arg_scope():
             rpn_feat = end_points[self.backbone.RPN_FEATURE]

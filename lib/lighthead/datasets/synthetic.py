@@ -2,9 +2,11 @@
 
 Five classes that differ by shape (and, for bars, aspect ratio): circle, square, triangle,
 plus, bar. Each image has 1-6 objects on a textured background (colour gradient,
-low-frequency noise, thin random lines, pixel noise). Every object has its own random colour
-(so colour does not give the class), a size from small (sides of 16-20 px) to half the image,
-some aspect-ratio jitter, and may partly hide earlier objects (at most 30% of an earlier
+low-frequency noise, thin random lines, pixel noise). Each class has its own hue (jittered
+saturation and brightness), so a network trained from scratch in minutes can learn the classes;
+shape, scale and position still have to be learnt. Sizes go from small (sides of 20-24 px) to half
+the image, with some aspect-ratio jitter; every object has a darker 1-px outline, so overlapping
+objects of one class stay apart, and may partly hide earlier objects (at most 30% of an earlier
 object's box is covered). Boxes are the tight, inclusive pixel bounds of each whole shape.
 
 Layout written by :func:`generate`::
@@ -31,19 +33,22 @@ CLASS_NAMES = ['background', 'circle', 'square', 'triangle', 'plus', 'bar']
 DEFAULT_OUT = os.path.join(REPO_ROOT, 'data', 'generated', 'shapes')
 SPLITS = ('train', 'val')
 
-MIN_SIDE = 18          # compact shapes: smallest side length (before aspect jitter)
-BAR_THICKNESS = (16, 32)
+MIN_SIDE = 24          # compact shapes: smallest side length (before aspect jitter)
+BAR_THICKNESS = (20, 36)
 BAR_LENGTH_RATIO = (3.0, 4.5)
 ASPECT_JITTER = 1.25   # compact shapes: h/w in [1/1.25, 1.25]
 MAX_HIDDEN = 0.3       # an object may cover at most this fraction of an earlier box
 MAX_OBJECTS = 6
+# OpenCV hue (0..180) of each class, background first (unused): red, green, blue, yellow, magenta.
+CLASS_HUES = (None, 0, 60, 120, 28, 150)
+HUE_JITTER = 6
 # Triangle corners in box coordinates (0..1), pointing up, down, left, right.
 TRIANGLES = ([[0, 1], [1, 1], [0.5, 0]], [[0, 0], [1, 0], [0.5, 1]],
              [[1, 0], [1, 1], [0, 0.5]], [[0, 0], [0, 1], [1, 0.5]])
 
 
 def _background(rng, h, w):
-    base = rng.uniform(50, 200, size=3)
+    base = rng.uniform(60, 190) + rng.uniform(-20, 20, size=3)  # a greyish colour
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)  # explicit: numpy 1.x and 2.x promote alike
     angle = rng.uniform(0, 2 * np.pi)
     ramp = (np.cos(angle) * (xs / w - 0.5) + np.sin(angle) * (ys / h - 0.5)) * 2
@@ -56,7 +61,7 @@ def _background(rng, h, w):
         p2 = (int(rng.randint(-w // 4, w + w // 4)), int(rng.randint(-h // 4, h + h // 4)))
         colour = tuple(float(c) for c in np.clip(base + rng.uniform(-60, 60, size=3), 0, 255))
         cv2.line(img, p1, p2, colour, int(rng.randint(1, 3)))
-    return img, base
+    return img
 
 
 def _shape_size(rng, cls, h, w):
@@ -105,20 +110,18 @@ def _covered_fraction(box, other):
     return float(iw * ih) / ((other[2] - other[0] + 1) * (other[3] - other[1] + 1))
 
 
-def _colour(rng, avoid):
-    """A random BGR colour far (L1) from every colour in ``avoid``."""
-    for _ in range(100):
-        colour = rng.randint(0, 256, size=3).astype(np.float32)
-        if all(np.abs(colour - a).sum() >= 150 for a in avoid):
-            return colour
-    return 255 - np.asarray(avoid[0], np.float32)
+def _colour(rng, cls):
+    """A BGR colour of class ``cls``: its hue, random saturation and brightness."""
+    hue = (CLASS_HUES[cls] + rng.randint(-HUE_JITTER, HUE_JITTER + 1)) % 180
+    hsv = np.array([[[hue, rng.randint(160, 256), rng.randint(140, 256)]]], np.uint8)
+    return cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0].astype(np.float32)
 
 
 def render_image(rng, image_size):
     """One image: ``(bgr uint8 [H, W, 3], [(class index, [x1, y1, x2, y2]), ...])``."""
     h, w = image_size
-    img, base = _background(rng, h, w)
-    objects = []  # (cls, box, colour)
+    img = _background(rng, h, w)
+    objects = []  # (cls, box)
     for _ in range(rng.randint(1, MAX_OBJECTS + 1)):
         for _attempt in range(30):
             cls = rng.randint(1, len(CLASS_NAMES))
@@ -129,17 +132,16 @@ def render_image(rng, image_size):
                 break
         else:
             continue
-        overlapped = [o[2] for o in objects if _covered_fraction(box, o[1]) > 0]
-        colour = _colour(rng, [base] + overlapped)
+        colour = _colour(rng, cls)
         mask = _draw_mask(rng, cls, box, h, w)
         ys, xs = np.nonzero(mask)
         img[mask > 0] = colour
-        objects.append((cls, (int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())),
-                        colour))
+        img[(mask - cv2.erode(mask, np.ones((3, 3), np.uint8))) > 0] = colour * 0.45
+        objects.append((cls, (int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max()))))
     img = cv2.GaussianBlur(img, (3, 3), 0.8)
     img = img + rng.normal(0, rng.uniform(3, 9), size=img.shape)
     img = np.clip(np.round(img), 0, 255).astype(np.uint8)
-    return img, [(cls, list(box)) for cls, box, _ in objects]
+    return img, [(cls, list(box)) for cls, box in objects]
 
 
 def _write_split(out_dir, split, count, image_size, seed):

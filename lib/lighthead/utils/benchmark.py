@@ -2,7 +2,9 @@
 
 The graph is the library's :class:`lighthead.network.LightHeadNetwork` with random weights
 (speed does not depend on them), built by :class:`BenchmarkNetwork`, a subclass that only
-records intermediate tensors and fixes the RoI count (below). Timings are medians in ms
+records intermediate tensors and fixes the RoI count (below). By default the graph is then
+frozen with its batch norms folded into the convolutions
+(:mod:`lighthead.utils.tf_utils.inference_graph`), as the Predictor runs it. Timings are medians in ms
 after warm-up; the targets are run round-robin, one of each per repetition, so drift in the
 machine's speed affects them alike.
 
@@ -51,6 +53,7 @@ from lighthead.data.transforms import normalize
 from lighthead.network import LightHeadNetwork
 from lighthead.ops import active_implementation
 from lighthead.utils.flops import count_macs
+from lighthead.utils.tf_utils.inference_graph import frozen_inference_graph
 
 STAGES = ('backbone_ms', 'rpn_proposals_ms', 'thin_feature_ms', 'psalign_ms', 'rcnn_head_ms',
           'postprocess_ms', 'preprocess_ms')
@@ -200,18 +203,31 @@ class BenchmarkGraph(object):
     :meth:`runners` gives the callables :func:`run_benchmark` times.
     """
 
-    def __init__(self, cfg, height, width, num_rois, config, seed=0):
+    def __init__(self, cfg, height, width, num_rois, config, seed=0, fold_bn=True):
         self.cfg = cfg
         self.height, self.width = int(height), int(width)
         self.net = BenchmarkNetwork(_benchmark_cfg(cfg, num_rois), num_rois)
-        self.graph = tf.Graph()
-        with self.graph.as_default():
+        graph = tf.Graph()
+        with graph.as_default():
             tf.set_random_seed(seed)
-            self.inputs = self.net.get_inputs()
-            self.detections = self.net.inference('TEST', self.inputs)
-            self.outputs = self.net.get_test_collection()
-            self.sess = tf.Session(config=config)
-            self.sess.run(tf.global_variables_initializer())
+            inputs = self.net.get_inputs()
+            detections = self.net.inference('TEST', inputs)
+            outputs = self.net.get_test_collection()
+            sess = tf.Session(config=config)
+            sess.run(tf.global_variables_initializer())
+        named = {'in/data': inputs[0], 'in/im_info': inputs[1]}
+        named.update(('det/' + k, detections[k]) for k in ('boxes', 'scores', 'classes'))
+        named.update(('out/' + k, outputs[k]) for k in ('cls_prob', 'bbox_pred'))
+        named.update(('tap/' + k, v) for k, v in self.net.taps.items())
+        if fold_bn:  # what Predictor runs: the frozen graph with BN folded into the convs
+            graph, named = frozen_inference_graph(sess, named)
+            sess.close()
+            sess = tf.Session(graph=graph, config=config)
+        self.graph, self.sess = graph, sess
+        self.inputs = [named['in/data'], named['in/im_info']]
+        self.detections = {k: named['det/' + k] for k in ('boxes', 'scores', 'classes')}
+        self.outputs = {k: named['out/' + k] for k in ('cls_prob', 'bbox_pred')}
+        self.taps = {k: named['tap/' + k] for k in self.net.taps}
         rng = np.random.RandomState(seed)
         raw_h = int(round(self.height * RAW_IMAGE_FACTOR))
         raw_w = int(round(self.width * RAW_IMAGE_FACTOR))
@@ -232,7 +248,7 @@ class BenchmarkGraph(object):
 
     def stage_fetches(self):
         """OrderedDict name -> fetches of the cumulative sub-graphs (ops: no output copies)."""
-        t, o = self.net.taps, self.outputs
+        t, o = self.taps, self.outputs
         return collections.OrderedDict([
             ('backbone', [t['rpn_feature'].op, t['head_feature'].op]),
             ('rpn_proposals', [t['head_feature'].op, t['rois'].op]),
@@ -258,7 +274,7 @@ class BenchmarkGraph(object):
 
     def nms_proposals(self):
         """How many proposals NMS kept on the benchmark image (before any padding)."""
-        return int(self.sess.run(self.net.taps['nms_proposals'],
+        return int(self.sess.run(self.taps['nms_proposals'],
                                  {self.inputs[0]: self.data, self.inputs[1]: self.im_info}))
 
     def profile(self, fetch_name, runs=3, top=15):
@@ -306,7 +322,7 @@ def _op_type(node_stats):
 
 
 def run_benchmark(cfg, height, width, num_rois=None, threads=None, precision='fp32',
-                  peak_size=None, warmup=3, repeat=10, profile=False):
+                  peak_size=None, warmup=3, repeat=10, profile=False, fold_bn=True):
     """Measure ``cfg``'s test graph at a ``height`` x ``width`` network input.
 
     ``num_rois`` defaults to ``cfg.TEST.RPN_POST_NMS_TOP_N``; ``threads`` to the logical CPU
@@ -315,7 +331,9 @@ def run_benchmark(cfg, height, width, num_rois=None, threads=None, precision='fp
     forward pass,
     ``peak_gflops``/``peak_fraction`` None without ``peak_size``) plus ``nms_proposals``,
     ``load_average`` (the 1-minute load when the run began: other processes skew timings),
-    ``psalign_impl`` and, with ``profile``, per-op profiles of the forward and end-to-end
+    ``psalign_impl``, ``fold_bn`` (the frozen graph with BN folded into the convolutions, as
+    :class:`lighthead.eval.predictor.Predictor` runs it; False: the graph with variables) and,
+    with ``profile``, per-op profiles of the forward and end-to-end
     graphs (see :meth:`BenchmarkGraph.profile`).
     """
     load_before = os.getloadavg()[0]
@@ -323,7 +341,7 @@ def run_benchmark(cfg, height, width, num_rois=None, threads=None, precision='fp
     threads = int(threads or os.cpu_count() or 1)
     config = session_config(threads, precision)
     gflops = count_forward_gflops(cfg, height, width, num_rois)
-    bench = BenchmarkGraph(cfg, height, width, num_rois, config)
+    bench = BenchmarkGraph(cfg, height, width, num_rois, config, fold_bn=fold_bn)
     try:
         ms = median_times_ms(bench.runners(), warmup, repeat)
         nms_proposals = bench.nms_proposals()
@@ -356,6 +374,7 @@ def run_benchmark(cfg, height, width, num_rois=None, threads=None, precision='fp
         ('nms_proposals', nms_proposals),
         ('load_average', round(load_before, 2)),
         ('psalign_impl', active_implementation(cfg.psalign_impl)),
+        ('fold_bn', bool(fold_bn)),
     ])
     if profiles is not None:
         result['profile'] = profiles

@@ -4,7 +4,7 @@ Every backbone module exposes its builder under its own name (``xception_star``,
 ``xception_geonseoks``, ``resnet_v1_101``) and as ``build``, with the signature
 
     build(images, is_training=False, bn_training=False, freeze_at=2, weight_decay=1e-4,
-          num_classes=None, scope=SCOPE, reuse=None) -> (net, end_points)
+          bn_decay=0.997, num_classes=None, scope=SCOPE, reuse=None) -> (net, end_points)
 
 and the constants ``SCOPE`` (default variable scope), ``RPN_FEATURE`` / ``HEAD_FEATURE``
 (end-point aliases the detector uses) and ``FEATURE_STRIDES`` (alias -> output stride)::

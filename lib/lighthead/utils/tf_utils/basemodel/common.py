@@ -6,8 +6,9 @@ Policy, the same for every backbone:
   convention) freezes stages ``0 .. freeze_at - 1``: their variables are created with
   ``trainable=False``, carry no regularizer, and their BN always uses the moving statistics.
 - BN everywhere else: batch statistics only when ``is_training and bn_training``; ``gamma`` /
-  ``beta`` trainable only when ``bn_training``; decay 0.997, epsilon 1e-5, scale True (the
-  original's ``resnet_arg_scope``).
+  ``beta`` trainable only when ``bn_training``; moving-average decay ``bn_decay`` (default
+  0.997, the original's ``resnet_arg_scope``; short from-scratch runs want less, e.g. 0.9),
+  epsilon 1e-5, scale True.
 - Conv weights of non-frozen stages: He (variance scaling) init and ``l2_regularizer(
   weight_decay)`` = ``weight_decay * 0.5 * ||w||^2``; no regularizer on biases or BN.
 """
@@ -28,10 +29,10 @@ def check_freeze_at(freeze_at, num_stages):
 
 
 @contextlib.contextmanager
-def stage_scope(frozen, is_training, bn_training, weight_decay):
+def stage_scope(frozen, is_training, bn_training, weight_decay, bn_decay=BN_DECAY):
     """arg_scope for ``conv2d`` / ``separable_conv2d`` of one stage: conv + BN (+ ReLU)."""
     trainable = not frozen
-    bn_params = {'decay': BN_DECAY, 'epsilon': BN_EPSILON, 'scale': True,
+    bn_params = {'decay': bn_decay, 'epsilon': BN_EPSILON, 'scale': True,
                  'is_training': bool(is_training and bn_training and trainable),
                  'trainable': bool(bn_training and trainable)}
     with arg_scope([conv2d, separable_conv2d],

@@ -32,7 +32,7 @@ import collections
 from lighthead.compat import tf
 from lighthead.layers import conv2d, conv2d_same, max_pool2d
 
-from .common import add_end_point, check_freeze_at, classifier, stage_scope
+from .common import BN_DECAY, add_end_point, check_freeze_at, classifier, stage_scope
 
 SCOPE = 'resnet_v1_101'
 RPN_FEATURE = 'block3'
@@ -61,12 +61,14 @@ def _bottleneck(net, depth, mid, stride, rate, scope):
 
 
 def resnet_v1_101(images, is_training=False, bn_training=False, freeze_at=2,
-                  weight_decay=1e-4, num_classes=None, scope=SCOPE, reuse=None):
+                  weight_decay=1e-4, bn_decay=BN_DECAY, num_classes=None, scope=SCOPE,
+                  reuse=None):
     """Build ResNet-101 v1 (block4 dilated, output stride 16).
 
     Args:
       images: float32 ``[N, H, W, 3]``, RGB minus the pixel means (SPEC 2.1).
-      is_training, bn_training, weight_decay, num_classes, scope, reuse: as ``xception_star``.
+      is_training, bn_training, weight_decay, bn_decay, num_classes, scope, reuse: as
+        ``xception_star``.
       freeze_at: 0..5 (stem, block1, ..., block4); default 2 = conv1 + block1 frozen.
 
     Returns:
@@ -76,13 +78,13 @@ def resnet_v1_101(images, is_training=False, bn_training=False, freeze_at=2,
     check_freeze_at(freeze_at, 1 + len(BLOCKS_101))
     end_points = collections.OrderedDict()
     with tf.variable_scope(scope, reuse=reuse) as sc:
-        with stage_scope(freeze_at > 0, is_training, bn_training, weight_decay):
+        with stage_scope(freeze_at > 0, is_training, bn_training, weight_decay, bn_decay):
             net = conv2d_same(images, ROOT_DEPTH, 7, 2, scope='conv1')
         add_end_point(end_points, sc.name, 'conv1', net)
         net = max_pool2d(net, 3, stride=2, padding='SAME', scope='pool1')
         add_end_point(end_points, sc.name, 'pool1', net)
         for index, (name, depth, mid, units, stride, rate) in enumerate(BLOCKS_101, 1):
-            with stage_scope(freeze_at > index, is_training, bn_training, weight_decay), \
+            with stage_scope(freeze_at > index, is_training, bn_training, weight_decay, bn_decay), \
                     tf.variable_scope(name):
                 for unit in range(units):
                     net = _bottleneck(net, depth, mid, stride if unit == 0 else 1, rate,

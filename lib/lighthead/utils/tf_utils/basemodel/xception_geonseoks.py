@@ -39,7 +39,7 @@ from lighthead.compat import tf
 from lighthead.layers import (conv2d, conv2d_same, max_pool2d, separable_conv2d,
                               xavier_initializer)
 
-from .common import add_end_point, check_freeze_at, classifier, stage_scope
+from .common import BN_DECAY, add_end_point, check_freeze_at, classifier, stage_scope
 
 SCOPE = 'resnet_v1_xception'
 RPN_FEATURE = 'block2'
@@ -68,14 +68,14 @@ def _bottleneck(net, depth, mid, stride, scope):
 
 
 def xception_geonseoks(images, is_training=False, bn_training=False, freeze_at=2,
-                       weight_decay=1e-4, num_classes=None, scope=SCOPE,
+                       weight_decay=1e-4, bn_decay=BN_DECAY, num_classes=None, scope=SCOPE,
                        reuse=None):
     """Build geonseoks' Xception*.
 
     Args:
       images: float32 ``[N, H, W, 3]``, RGB minus the pixel means (SPEC 2.1).
       is_training, bn_training, freeze_at (0..4: stem, block1, block2, block3), weight_decay,
-      num_classes, scope, reuse: as ``xception_star``.
+      bn_decay, num_classes, scope, reuse: as ``xception_star``.
 
     Returns:
       ``(net, end_points)``: ``net`` is the block3 output ``[N, ceil(H/16), ceil(W/16), 576]``,
@@ -84,13 +84,13 @@ def xception_geonseoks(images, is_training=False, bn_training=False, freeze_at=2
     check_freeze_at(freeze_at, 1 + len(BLOCKS))
     end_points = collections.OrderedDict()
     with tf.variable_scope(scope, reuse=reuse) as sc:
-        with stage_scope(freeze_at > 0, is_training, bn_training, weight_decay):
+        with stage_scope(freeze_at > 0, is_training, bn_training, weight_decay, bn_decay):
             net = conv2d_same(images, STEM_DEPTH, 3, 2, scope='conv1')
         add_end_point(end_points, sc.name, 'conv1', net)
         net = max_pool2d(net, 3, stride=2, padding='SAME', scope='pool1')
         add_end_point(end_points, sc.name, 'pool1', net)
         for index, (name, depth, mid, stride, units) in enumerate(BLOCKS, 1):
-            with stage_scope(freeze_at > index, is_training, bn_training, weight_decay), \
+            with stage_scope(freeze_at > index, is_training, bn_training, weight_decay, bn_decay), \
                     tf.variable_scope(name):
                 for unit in range(units):
                     net = _bottleneck(net, depth, mid, stride if unit == 0 else 1,

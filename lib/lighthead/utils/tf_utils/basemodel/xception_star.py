@@ -36,7 +36,7 @@ import collections
 from lighthead.compat import tf
 from lighthead.layers import avg_pool2d, conv2d, conv2d_same, max_pool2d, separable_conv2d
 
-from .common import add_end_point, check_freeze_at, classifier, stage_scope
+from .common import BN_DECAY, add_end_point, check_freeze_at, classifier, stage_scope
 
 SCOPE = 'xception_star'
 RPN_FEATURE = 'stage3'
@@ -63,7 +63,8 @@ def _unit(net, depth, stride, scope):
 
 
 def xception_star(images, is_training=False, bn_training=False, freeze_at=2,
-                  weight_decay=1e-4, num_classes=None, scope=SCOPE, reuse=None):
+                  weight_decay=1e-4, bn_decay=BN_DECAY, num_classes=None, scope=SCOPE,
+                  reuse=None):
     """Build Xception* (setting S).
 
     Args:
@@ -72,6 +73,7 @@ def xception_star(images, is_training=False, bn_training=False, freeze_at=2,
       bn_training: BN ``gamma`` / ``beta`` trainable and, when training, batch statistics.
       freeze_at: 0 nothing frozen, 1 conv1 frozen, 2 conv1 + stage2 frozen (default), 3, 4.
       weight_decay: L2 scale on the conv weights of non-frozen stages (0: none).
+      bn_decay: decay of the BN moving mean and variance.
       num_classes: None for the feature extractor; an int adds the ImageNet classifier.
       scope, reuse: variable scope of the whole backbone and its reuse flag.
 
@@ -83,13 +85,13 @@ def xception_star(images, is_training=False, bn_training=False, freeze_at=2,
     check_freeze_at(freeze_at, 1 + len(STAGES))
     end_points = collections.OrderedDict()
     with tf.variable_scope(scope, reuse=reuse) as sc:
-        with stage_scope(freeze_at > 0, is_training, bn_training, weight_decay):
+        with stage_scope(freeze_at > 0, is_training, bn_training, weight_decay, bn_decay):
             net = conv2d_same(images, STEM_DEPTH, 3, 2, scope='conv1')
         add_end_point(end_points, sc.name, 'conv1', net)
         net = max_pool2d(net, 3, stride=2, padding='SAME', scope='pool1')
         add_end_point(end_points, sc.name, 'pool1', net)
         for index, (name, depth, units) in enumerate(STAGES, 1):
-            with stage_scope(freeze_at > index, is_training, bn_training, weight_decay), \
+            with stage_scope(freeze_at > index, is_training, bn_training, weight_decay, bn_decay), \
                     tf.variable_scope(name):
                 for unit in range(units):
                     net = _unit(net, depth, 2 if unit == 0 else 1, 'unit_%d' % (unit + 1))
