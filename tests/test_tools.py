@@ -1,4 +1,5 @@
-"""tools/predict.py and tools/benchmark.py end to end on the quickstart experiment."""
+"""tools/predict.py, tools/benchmark.py and tools/benchmark_table.py end to end on the
+quickstart experiment."""
 import importlib.util
 import json
 import os
@@ -144,7 +145,7 @@ def test_benchmark_network_forces_roi_count(quickstart_cfg):
     try:
         feed = {bench.inputs[0]: bench.data, bench.inputs[1]: bench.im_info}
         rois, kept, pooled = bench.sess.run(
-            [bench.net.taps['rois'], bench.net.taps['nms_proposals'], bench.net.taps['pooled']],
+            [bench.taps['rois'], bench.taps['nms_proposals'], bench.taps['pooled']],
             feed)
     finally:
         bench.close()
@@ -153,6 +154,28 @@ def test_benchmark_network_forces_roi_count(quickstart_cfg):
     assert 0 < kept < 400
     # The NMS output repeated cyclically.
     np.testing.assert_array_equal(rois, np.concatenate([rois[:kept]] * (400 // kept + 1))[:400])
+
+
+def test_benchmark_table_prints_every_pair_and_the_fits(tmp_path):
+    out = _run(['tools/benchmark_table.py', '--exp', QUICKSTART, '--sizes', '64x96,96x128',
+                '--rois', '50,100', '--repeat', '1', '--warmup', '0',
+                '--json', str(tmp_path / 'r.json')])
+    rows = [line for line in out.splitlines() if line.startswith('| ') and 'RoIs' not in line]
+    assert [row.split('|')[1:3] for row in rows] == [
+        [' 64×96 ', ' 50 '], [' 64×96 ', ' 100 '], [' 96×128 ', ' 50 '], [' 96×128 ', ' 100 ']]
+    assert 'ms per megapixel' in out and out.count('ms per 100 RoIs') == 2
+    with open(str(tmp_path / 'r.json')) as f:
+        results = json.load(f)
+    assert [(r['height'], r['rois']) for r in results] == [(64, 50), (64, 100), (96, 50),
+                                                           (96, 100)]
+    assert all(r['fold_bn'] and r['forward_ms'] > 0 for r in results)
+
+
+def test_benchmark_table_rejects_bad_sizes():
+    proc = subprocess.run([sys.executable, 'tools/benchmark_table.py', '--exp', QUICKSTART,
+                           '--sizes', '64by96'], cwd=REPO, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, universal_newlines=True, timeout=120)
+    assert proc.returncode == 2 and "'64by96' is not HEIGHTxWIDTH" in proc.stderr
 
 
 def test_gflops_grow_with_rois_by_the_head_products(quickstart_cfg):
