@@ -15,7 +15,8 @@ Policy, the same for every backbone:
 import contextlib
 
 from lighthead.compat import tf
-from lighthead.layers import (arg_scope, batch_norm, conv2d, l2_regularizer, separable_conv2d,
+from lighthead.layers import (arg_scope, batch_norm, conv2d, conv2d_same, l2_regularizer,
+                              max_pool2d, separable_conv2d,
                               variance_scaling_initializer)
 
 BN_DECAY = 0.997
@@ -41,6 +42,25 @@ def stage_scope(frozen, is_training, bn_training, weight_decay, bn_decay=BN_DECA
                    trainable=trainable, normalizer_fn=batch_norm,
                    normalizer_params=bn_params) as scope:
         yield scope
+
+
+def stem(images, depth, kernel_size, end_points, scope_name):
+    """``conv1`` (``kernel_size`` conv, stride 2, BN, ReLU) and ``pool1`` (3x3 max, stride 2,
+    SAME): ``[N, H, W, 3]`` -> ``[N, ceil(H/4), ceil(W/4), depth]``; both are end points.
+    Call it inside the stem's :func:`stage_scope`."""
+    net = conv2d_same(images, depth, kernel_size, 2, scope='conv1')
+    add_end_point(end_points, scope_name, 'conv1', net)
+    net = max_pool2d(net, 3, stride=2, padding='SAME', scope='pool1')
+    add_end_point(end_points, scope_name, 'pool1', net)
+    return net
+
+
+def projection_shortcut(net, depth, stride):
+    """The shortcut of a residual unit: ``net`` itself when it already has ``depth`` channels
+    and ``stride`` is 1, else a 1x1 conv ``shortcut`` (BN, no ReLU) with that stride."""
+    if net.get_shape().as_list()[-1] == depth and stride == 1:
+        return net
+    return conv2d(net, depth, 1, stride=stride, activation_fn=None, scope='shortcut')
 
 
 def add_end_point(end_points, scope_name, short_name, tensor):

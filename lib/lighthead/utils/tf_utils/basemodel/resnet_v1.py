@@ -28,11 +28,13 @@ with ``num_classes`` also ``global_pool``, ``logits``, ``predictions``. The RPN 
 ``block3``, the light head ``block4``. Spatial size of an end point: ``ceil(H / stride)``.
 """
 import collections
+import functools
 
 from lighthead.compat import tf
-from lighthead.layers import conv2d, conv2d_same, max_pool2d
+from lighthead.layers import conv2d, conv2d_same
 
-from .common import BN_DECAY, add_end_point, check_freeze_at, classifier, stage_scope
+from .common import (BN_DECAY, add_end_point, check_freeze_at, classifier,
+                     projection_shortcut, stage_scope, stem)
 
 SCOPE = 'resnet_v1_101'
 RPN_FEATURE = 'block3'
@@ -47,13 +49,8 @@ BLOCKS_101 = (('block1', 256, 64, 3, 1, 1), ('block2', 512, 128, 4, 2, 1),
 
 
 def _bottleneck(net, depth, mid, stride, rate, scope):
-    in_depth = net.get_shape().as_list()[-1]
     with tf.variable_scope(scope), tf.variable_scope('bottleneck_v1'):
-        if in_depth == depth and stride == 1:
-            shortcut = net
-        else:
-            shortcut = conv2d(net, depth, 1, stride=stride, activation_fn=None,
-                              scope='shortcut')
+        shortcut = projection_shortcut(net, depth, stride)
         residual = conv2d(net, mid, 1, scope='conv1')
         residual = conv2d_same(residual, mid, 3, stride, rate=rate, scope='conv2')
         residual = conv2d(residual, depth, 1, activation_fn=None, scope='conv3')
@@ -78,14 +75,12 @@ def resnet_v1_101(images, is_training=False, bn_training=False, freeze_at=2,
     check_freeze_at(freeze_at, 1 + len(BLOCKS_101))
     end_points = collections.OrderedDict()
     with tf.variable_scope(scope, reuse=reuse) as sc:
-        with stage_scope(freeze_at > 0, is_training, bn_training, weight_decay, bn_decay):
-            net = conv2d_same(images, ROOT_DEPTH, 7, 2, scope='conv1')
-        add_end_point(end_points, sc.name, 'conv1', net)
-        net = max_pool2d(net, 3, stride=2, padding='SAME', scope='pool1')
-        add_end_point(end_points, sc.name, 'pool1', net)
+        scoped = functools.partial(stage_scope, is_training=is_training, bn_training=bn_training,
+                                   weight_decay=weight_decay, bn_decay=bn_decay)
+        with scoped(freeze_at > 0):
+            net = stem(images, ROOT_DEPTH, 7, end_points, sc.name)
         for index, (name, depth, mid, units, stride, rate) in enumerate(BLOCKS_101, 1):
-            with stage_scope(freeze_at > index, is_training, bn_training, weight_decay, bn_decay), \
-                    tf.variable_scope(name):
+            with scoped(freeze_at > index), tf.variable_scope(name):
                 for unit in range(units):
                     net = _bottleneck(net, depth, mid, stride if unit == 0 else 1, rate,
                                       'unit_%d' % (unit + 1))

@@ -34,12 +34,13 @@ End points (``OrderedDict``; full name ``<scope>/<name>`` and short alias ``<nam
 the light head ``block3``.
 """
 import collections
+import functools
 
 from lighthead.compat import tf
-from lighthead.layers import (conv2d, conv2d_same, max_pool2d, separable_conv2d,
-                              xavier_initializer)
+from lighthead.layers import conv2d, separable_conv2d, xavier_initializer
 
-from .common import BN_DECAY, add_end_point, check_freeze_at, classifier, stage_scope
+from .common import (BN_DECAY, add_end_point, check_freeze_at, classifier,
+                     projection_shortcut, stage_scope, stem)
 
 SCOPE = 'resnet_v1_xception'
 RPN_FEATURE = 'block2'
@@ -52,13 +53,8 @@ BLOCKS = (('block1', 144, 24, 2, 4), ('block2', 288, 144, 2, 8), ('block3', 576,
 
 
 def _bottleneck(net, depth, mid, stride, scope):
-    in_depth = net.get_shape().as_list()[-1]
     with tf.variable_scope(scope), tf.variable_scope('bottleneck_v1'):
-        if in_depth == depth and stride == 1:
-            shortcut = net
-        else:
-            shortcut = conv2d(net, depth, 1, stride=stride, activation_fn=None,
-                              scope='shortcut')
+        shortcut = projection_shortcut(net, depth, stride)
         residual = conv2d(net, mid, 1, scope='conv1')
         residual = separable_conv2d(residual, mid, 3, stride=stride, normalizer_fn=None,
                                     weights_initializer=xavier_initializer(),
@@ -84,14 +80,12 @@ def xception_geonseoks(images, is_training=False, bn_training=False, freeze_at=2
     check_freeze_at(freeze_at, 1 + len(BLOCKS))
     end_points = collections.OrderedDict()
     with tf.variable_scope(scope, reuse=reuse) as sc:
-        with stage_scope(freeze_at > 0, is_training, bn_training, weight_decay, bn_decay):
-            net = conv2d_same(images, STEM_DEPTH, 3, 2, scope='conv1')
-        add_end_point(end_points, sc.name, 'conv1', net)
-        net = max_pool2d(net, 3, stride=2, padding='SAME', scope='pool1')
-        add_end_point(end_points, sc.name, 'pool1', net)
+        scoped = functools.partial(stage_scope, is_training=is_training, bn_training=bn_training,
+                                   weight_decay=weight_decay, bn_decay=bn_decay)
+        with scoped(freeze_at > 0):
+            net = stem(images, STEM_DEPTH, 3, end_points, sc.name)
         for index, (name, depth, mid, stride, units) in enumerate(BLOCKS, 1):
-            with stage_scope(freeze_at > index, is_training, bn_training, weight_decay, bn_decay), \
-                    tf.variable_scope(name):
+            with scoped(freeze_at > index), tf.variable_scope(name):
                 for unit in range(units):
                     net = _bottleneck(net, depth, mid, stride if unit == 0 else 1,
                                       'unit_%d' % (unit + 1))

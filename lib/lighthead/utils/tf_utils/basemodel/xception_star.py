@@ -32,11 +32,12 @@ alias ``<name>``: ``conv1`` (stride 2), ``pool1`` (4), ``stage2`` (8), ``stage3`
 The detector puts the RPN on ``stage3`` and the light head on ``stage4``.
 """
 import collections
+import functools
 
 from lighthead.compat import tf
-from lighthead.layers import avg_pool2d, conv2d, conv2d_same, max_pool2d, separable_conv2d
+from lighthead.layers import avg_pool2d, conv2d, separable_conv2d
 
-from .common import BN_DECAY, add_end_point, check_freeze_at, classifier, stage_scope
+from .common import BN_DECAY, add_end_point, check_freeze_at, classifier, stage_scope, stem
 
 SCOPE = 'xception_star'
 RPN_FEATURE = 'stage3'
@@ -85,14 +86,12 @@ def xception_star(images, is_training=False, bn_training=False, freeze_at=2,
     check_freeze_at(freeze_at, 1 + len(STAGES))
     end_points = collections.OrderedDict()
     with tf.variable_scope(scope, reuse=reuse) as sc:
-        with stage_scope(freeze_at > 0, is_training, bn_training, weight_decay, bn_decay):
-            net = conv2d_same(images, STEM_DEPTH, 3, 2, scope='conv1')
-        add_end_point(end_points, sc.name, 'conv1', net)
-        net = max_pool2d(net, 3, stride=2, padding='SAME', scope='pool1')
-        add_end_point(end_points, sc.name, 'pool1', net)
+        scoped = functools.partial(stage_scope, is_training=is_training, bn_training=bn_training,
+                                   weight_decay=weight_decay, bn_decay=bn_decay)
+        with scoped(freeze_at > 0):
+            net = stem(images, STEM_DEPTH, 3, end_points, sc.name)
         for index, (name, depth, units) in enumerate(STAGES, 1):
-            with stage_scope(freeze_at > index, is_training, bn_training, weight_decay, bn_decay), \
-                    tf.variable_scope(name):
+            with scoped(freeze_at > index), tf.variable_scope(name):
                 for unit in range(units):
                     net = _unit(net, depth, 2 if unit == 0 else 1, 'unit_%d' % (unit + 1))
             add_end_point(end_points, sc.name, name, net)
