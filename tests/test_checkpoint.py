@@ -123,7 +123,7 @@ def test_list_and_latest(model, tmp_path):
 
     # Stale temporary files (a crashed save) are neither listed nor picked as latest.
     for stale in ('.tmp-epoch_3.ckpt.index', '.tmp-epoch_3.ckpt.data-00000-of-00001',
-                  '.tmp-checkpoint'):
+                  '.tmp-iter_9.ckpt.index', '.tmp-checkpoint'):
         with open(os.path.join(model_dir, stale), 'w') as f:
             f.write('partial')
     assert ckpt.list_checkpoints(model_dir) == ['iter_7.ckpt', 'epoch_2.ckpt', 'epoch_1.ckpt']
@@ -134,7 +134,7 @@ def test_list_and_latest(model, tmp_path):
     assert ckpt.list_checkpoints(model_dir) == ['iter_7.ckpt', 'epoch_2.ckpt']
     assert ckpt.latest_checkpoint(model_dir) == os.path.join(model_dir, 'epoch_2.ckpt')
     model.save(model_dir, 'epoch_3.ckpt', 4.0)
-    assert not [n for n in os.listdir(model_dir) if n.startswith('.tmp-epoch_3')]
+    assert not [n for n in os.listdir(model_dir) if n.startswith('.tmp-')]
     assert ckpt.list_checkpoints(model_dir) == ['iter_7.ckpt', 'epoch_2.ckpt', 'epoch_3.ckpt']
 
 

@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 
+from annotation_files import VOC_IMAGES, write_text, write_voc
 from lighthead.datasets import load_coco, load_odgt, load_voc
 from lighthead.datasets.convert import coco_to_odgt, odgt_to_coco, voc_to_coco
 
@@ -19,36 +20,6 @@ ODGT_LINES = [
     {'ID': 'COCO_val2014_000000000007.jpg', 'fpath': '/val2014/COCO_val2014_000000000007.jpg',
      'height': 50, 'width': 60, 'gtboxes': []},
 ]
-
-VOC_IMAGES = {
-    '000005': (50, 40, [('dog', [1, 1, 50, 40], False), ('cat', [10, 5, 20, 15], True)]),
-    '2008_000123': (30, 30, [('cat', [2, 3, 4, 5], False)]),
-}
-VOC_XML = """<annotation><filename>{name}.jpg</filename>
-<size><width>{w}</width><height>{h}</height><depth>3</depth></size>{objects}</annotation>"""
-VOC_OBJ = """<object><name>{cls}</name><difficult>{diff}</difficult>
-<bndbox><xmin>{b[0]}</xmin><ymin>{b[1]}</ymin><xmax>{b[2]}</xmax><ymax>{b[3]}</ymax></bndbox>
-</object>"""
-
-
-def write_voc(root, images):
-    """A VOC tree with split 'train'; images: {name: (w, h, [(cls, box, difficult)])}."""
-    for sub in ('Annotations', 'ImageSets/Main', 'JPEGImages'):
-        os.makedirs(os.path.join(root, sub), exist_ok=True)
-    with open(os.path.join(root, 'ImageSets', 'Main', 'train.txt'), 'w') as f:
-        f.write('\n'.join(images) + '\n')
-    for name, (w, h, objs) in images.items():
-        objects = ''.join(VOC_OBJ.format(cls=c, b=b, diff=int(d)) for c, b, d in objs)
-        with open(os.path.join(root, 'Annotations', name + '.xml'), 'w') as f:
-            f.write(VOC_XML.format(name=name, w=w, h=h, objects=objects))
-    return root
-
-
-def write_text(path, text):
-    with open(str(path), 'w') as f:
-        f.write(text)
-    return str(path)
-
 
 def rich_coco():
     """Non-contiguous category ids, float boxes, crowd, an image without boxes."""

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from lighthead.config import make_config
+from annotation_files import VOC_IMAGES, write_voc
 from lighthead.datasets import (BadRecordError, load_coco, load_dataset, load_odgt, load_voc,
                                 load_voc_xml, make_record, validate_record)
 
@@ -131,32 +132,6 @@ def test_odgt_duplicate_ids_are_bad(tmp_path):
     path = write_odgt(tmp_path / 'a.odgt', [ODGT_LINES[1], ODGT_LINES[1]])
     with pytest.raises(BadRecordError, match='duplicate'):
         load_odgt(path, str(tmp_path), ['background', 'cat'])
-
-
-VOC_XML = """<annotation><filename>{name}.jpg</filename>
-<size><width>{w}</width><height>{h}</height><depth>3</depth></size>{objects}</annotation>"""
-VOC_OBJ = """<object><name>{cls}</name><difficult>{diff}</difficult>
-<bndbox><xmin>{b[0]}</xmin><ymin>{b[1]}</ymin><xmax>{b[2]}</xmax><ymax>{b[3]}</ymax></bndbox>
-</object>"""
-
-
-def write_voc(root, images, split='train'):
-    """images: {name: (w, h, [(cls, [xmin, ymin, xmax, ymax], difficult)])}."""
-    for sub in ('Annotations', 'ImageSets/Main', 'JPEGImages'):
-        os.makedirs(os.path.join(root, sub), exist_ok=True)
-    with open(os.path.join(root, 'ImageSets', 'Main', split + '.txt'), 'w') as f:
-        f.write('\n'.join(images) + '\n')
-    for name, (w, h, objs) in images.items():
-        objects = ''.join(VOC_OBJ.format(cls=c, b=b, diff=int(d)) for c, b, d in objs)
-        with open(os.path.join(root, 'Annotations', name + '.xml'), 'w') as f:
-            f.write(VOC_XML.format(name=name, w=w, h=h, objects=objects))
-    return root
-
-
-VOC_IMAGES = {
-    '000005': (50, 40, [('dog', [1, 1, 50, 40], False), ('cat', [10, 5, 20, 15], True)]),
-    '2008_000123': (30, 30, [('cat', [2, 3, 4, 5], False)]),
-}
 
 
 def test_voc_split_one_based_and_difficult(tmp_path):

@@ -24,6 +24,7 @@ drops 10x for the last 2 epochs.
 import os
 
 from lighthead.config import REPO_ROOT, make_config
+from lighthead.config.presets import coco_splits, from_scratch
 from lighthead.datasets.tiles import CLASS_NAMES
 
 DATA = os.path.join(REPO_ROOT, 'data', 'generated', 'treecrowns')
@@ -31,20 +32,13 @@ DATA = os.path.join(REPO_ROOT, 'data', 'generated', 'treecrowns')
 config = make_config(
     exp_name='treecrowns',
     backbone='xception_star',
-    class_names=CLASS_NAMES,
-    dataset_format='coco',
-    train_source=os.path.join(DATA, 'annotations', 'train.json'),
-    train_root_folder=os.path.join(DATA, 'train'),
-    eval_source=os.path.join(DATA, 'annotations', 'val.json'),
-    eval_root_folder=os.path.join(DATA, 'val'),
+    **coco_splits(DATA, CLASS_NAMES),
+    **from_scratch(bn_decay=0.95),
     image_short_size=800,
     image_max_size=800,
     anchor_scales=[2, 4, 8],
     rpn_channels=256,
     head_mid_channels=64,
-    bn_training=True,
-    freeze_at=0,
-    weight=None,
     large_sep_conv_grad_mult=0.1,
     train_batch_per_gpu=1,
     basic_lr=0.005,

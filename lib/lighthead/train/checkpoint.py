@@ -69,9 +69,11 @@ def save_checkpoint(saver, sess, model_dir, name):
     """Save all of ``saver``'s variables as ``model_dir/name`` atomically; returns the prefix.
 
     ``name`` is e.g. ``'epoch_3.ckpt'``. An existing checkpoint of that name is replaced.
+    Temporary files that a crashed save left (of any name) are removed first: one process
+    writes a ``model_dir``.
     """
     os.makedirs(model_dir, exist_ok=True)
-    for stale in glob.glob(os.path.join(model_dir, _TMP_PREFIX + name + '*')):
+    for stale in glob.glob(os.path.join(model_dir, _TMP_PREFIX + '*')):
         os.remove(stale)
     tmp_prefix = os.path.join(model_dir, _TMP_PREFIX + name)
     saver.save(sess, tmp_prefix, write_meta_graph=False, write_state=False)
