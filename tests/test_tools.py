@@ -13,7 +13,7 @@ import pytest
 from lighthead.compat import tf
 from lighthead.config import load_experiment_config
 from lighthead.network import LightHeadNetwork
-from lighthead.utils import benchmark
+from lighthead.utils import benchmark, session
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..'))
 QUICKSTART = os.path.join(REPO, 'experiments', 'quickstart')
@@ -141,7 +141,7 @@ def test_benchmark_json_has_spec_keys():
 
 def test_benchmark_network_forces_roi_count(quickstart_cfg):
     bench = benchmark.BenchmarkGraph(quickstart_cfg, 64, 96, 400,
-                                     benchmark.session_config(1))
+                                     session.session_config(1))
     try:
         feed = {bench.inputs[0]: bench.data, bench.inputs[1]: bench.im_info}
         rois, kept, pooled = bench.sess.run(
@@ -190,12 +190,12 @@ def test_gflops_grow_with_rois_by_the_head_products(quickstart_cfg):
 def test_bf16_option():
     rewrite = tf.ConfigProto().graph_options.rewrite_options
     if 'auto_mixed_precision_onednn_bfloat16' in rewrite.DESCRIPTOR.fields_by_name:  # TF 2.x
-        config = benchmark.session_config(2, 'bf16')
+        config = session.session_config(2, 'bf16')
         rewrite = config.graph_options.rewrite_options
         assert rewrite.auto_mixed_precision_onednn_bfloat16 == type(rewrite).ON
         assert config.intra_op_parallelism_threads == 2
     else:
-        with pytest.raises(benchmark.UnsupportedPrecision, match='bf16'):
-            benchmark.session_config(2, 'bf16')
+        with pytest.raises(session.UnsupportedPrecision, match='bf16'):
+            session.session_config(2, 'bf16')
     with pytest.raises(ValueError):
-        benchmark.session_config(2, 'fp16')
+        session.session_config(2, 'fp16')

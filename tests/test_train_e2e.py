@@ -137,7 +137,7 @@ def test_evaluation_writes_coco_results(crashed_and_resumed, tiny_shapes):
     eval_dir = os.path.join(output_dir, 'eval_dump')
     with open(os.path.join(eval_dir, 'results.txt')) as f:
         results = f.read()
-    assert 'evaluation epoch 3 (6 images' in results and 'Average Precision' in results
+    assert 'evaluation epoch 3, fp32 (6 images' in results and 'Average Precision' in results
     with open(os.path.join(eval_dir, 'epoch_3.json')) as f:
         detections = json.load(f)
     assert isinstance(detections, list)

@@ -12,7 +12,8 @@ import json
 import sys
 
 from lighthead.config import load_experiment_config
-from lighthead.utils.benchmark import PRECISIONS, UnsupportedPrecision, run_benchmark
+from lighthead.utils.benchmark import run_benchmark
+from lighthead.utils.session import PRECISIONS, UnsupportedPrecision
 
 
 def build_parser():

@@ -14,7 +14,8 @@ import json
 import numpy as np
 
 from lighthead.config import load_experiment_config
-from lighthead.utils.benchmark import PRECISIONS, run_benchmark
+from lighthead.utils.benchmark import run_benchmark
+from lighthead.utils.session import PRECISIONS
 
 DEFAULT_SIZES = '400x600,600x1000,700x1100,800x1333'
 DEFAULT_ROIS = '100,300,1000'

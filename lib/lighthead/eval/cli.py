@@ -1,10 +1,12 @@
-"""``python test.py -d 0 -se 30 [-ee 32] [-s] [--output DIR]``: evaluate epoch checkpoints.
+"""``python test.py -d 0 -se 30 [-ee 32] [-s] [--precision bf16] [--output DIR]``: evaluate
+epoch checkpoints.
 
 Records are split into contiguous shards, one per device; each shard runs in its own process
 (one device: in this process). Detections go to ``eval_dump/epoch_N.json`` (COCO results), the
 metrics to ``eval_dump/epoch_N_metrics.json``; the COCO summary and a per-class AP table are
 appended to ``eval_dump/results.txt``; VOC datasets also get the VOC07 11-point and area mAP.
-``-s`` draws detections into ``vis_epoch_N/``.
+``-s`` draws detections into ``vis_epoch_N/``. ``--precision bf16`` runs the graph with oneDNN
+auto mixed precision and names its files ``epoch_N_bf16*``.
 """
 import argparse
 import json
@@ -19,6 +21,7 @@ from lighthead.datasets.convert import dataset_to_coco
 from lighthead.eval.coco_eval import coco_evaluate, per_class_table
 from lighthead.eval.voc_eval import voc_evaluate
 from lighthead.train.checkpoint import epoch_checkpoint, list_checkpoints
+from lighthead.utils.session import PRECISIONS
 
 
 def build_parser():
@@ -27,23 +30,21 @@ def build_parser():
     p.add_argument('-se', '--start_epoch', type=int, default=1, help='first epoch to evaluate')
     p.add_argument('-ee', '--end_epoch', type=int, default=-1, help='last epoch (default: -se)')
     p.add_argument('-s', '--show_image', action='store_true', help='write PNGs of detections')
+    p.add_argument('--precision', choices=PRECISIONS, default='fp32',
+                   help='bf16: oneDNN auto mixed precision (default fp32)')
     p.add_argument('--output', default=None, help='output folder (default: the config output_dir)')
     p.add_argument('overrides', nargs='*', metavar='KEY=VALUE', help='config overrides')
     return p
 
 
-def _session_config(num_shards):
-    from lighthead.compat import tf
-    threads = max(1, (os.cpu_count() or 1) // num_shards)
-    return tf.ConfigProto(intra_op_parallelism_threads=threads,
-                          inter_op_parallelism_threads=threads)
-
-
-def run_shard(cfg, network_cls, checkpoint, records, vis_dir=None, position=0, num_shards=1):
+def run_shard(cfg, network_cls, checkpoint, records, vis_dir=None, position=0, num_shards=1,
+              precision='fp32'):
     """Detections for ``records``: a list of dicts (image_id, category, score, box)."""
     from lighthead.eval.predictor import Predictor
+    from lighthead.utils.session import session_config
     from lighthead.utils.vis import draw_detections, write_png
-    predictor = Predictor(cfg, network_cls(), checkpoint, _session_config(num_shards))
+    threads = max(1, (os.cpu_count() or 1) // num_shards)
+    predictor = Predictor(cfg, network_cls(), checkpoint, session_config(threads, precision))
     detections = []
     try:
         for rec in tqdm(records, desc='shard %d' % position, position=position, leave=False):
@@ -65,13 +66,14 @@ def _run_shard_star(args):
     return run_shard(*args)
 
 
-def detect_all(cfg, network_cls, checkpoint, records, num_shards, vis_dir=None):
+def detect_all(cfg, network_cls, checkpoint, records, num_shards, vis_dir=None,
+               precision='fp32'):
     """Run all records, sharded contiguously over ``num_shards`` processes."""
     if num_shards <= 1:
-        return run_shard(cfg, network_cls, checkpoint, records, vis_dir)
+        return run_shard(cfg, network_cls, checkpoint, records, vis_dir, precision=precision)
     k = (len(records) + num_shards - 1) // num_shards
     shards = [records[i * k:(i + 1) * k] for i in range(num_shards)]
-    jobs = [(cfg, network_cls, checkpoint, s, vis_dir, i, num_shards)
+    jobs = [(cfg, network_cls, checkpoint, s, vis_dir, i, num_shards, precision)
             for i, s in enumerate(shards) if s]
     with multiprocessing.get_context('spawn').Pool(len(jobs)) as pool:
         parts = pool.map(_run_shard_star, jobs)
@@ -90,7 +92,8 @@ def to_coco_results(detections, category_ids):
     return out
 
 
-def evaluate_epoch(cfg, network_cls, epoch, dataset, gt, num_shards=1, show=False):
+def evaluate_epoch(cfg, network_cls, epoch, dataset, gt, num_shards=1, show=False,
+                   precision='fp32'):
     """Evaluate ``epoch_<epoch>.ckpt``; returns the metrics dict."""
     checkpoint = epoch_checkpoint(cfg.model_dump_dir, epoch)
     if not os.path.exists(checkpoint + '.index'):
@@ -98,25 +101,28 @@ def evaluate_epoch(cfg, network_cls, epoch, dataset, gt, num_shards=1, show=Fals
             checkpoint, cfg.model_dump_dir, ', '.join(list_checkpoints(cfg.model_dump_dir)) or
             'none'))
     os.makedirs(cfg.eval_dir, exist_ok=True)
+    name = 'epoch_%d' % epoch + ('' if precision == 'fp32' else '_' + precision)
     vis_dir = None
     if show:
-        vis_dir = os.path.join(cfg.eval_dir, 'vis_epoch_%d' % epoch)
+        vis_dir = os.path.join(cfg.eval_dir, 'vis_' + name)
         os.makedirs(vis_dir, exist_ok=True)
     start = time.time()
-    detections = detect_all(cfg, network_cls, checkpoint, dataset.records, num_shards, vis_dir)
+    detections = detect_all(cfg, network_cls, checkpoint, dataset.records, num_shards, vis_dir,
+                            precision)
     seconds = time.time() - start
     results = to_coco_results(detections, dataset.category_ids)
-    dump = os.path.join(cfg.eval_dir, 'epoch_%d.json' % epoch)
+    dump = os.path.join(cfg.eval_dir, name + '.json')
     with open(dump, 'w') as f:
         json.dump(results, f)
     metrics, summary = coco_evaluate(gt, results)
-    text = ['', 'evaluation epoch %d (%d images, %.1f s)' % (epoch, len(dataset.records), seconds),
+    text = ['', 'evaluation epoch %d, %s (%d images, %.1f s)' % (
+        epoch, precision, len(dataset.records), seconds),
             summary.rstrip('\n'), per_class_table(metrics['per_class']).rstrip('\n')]
     if cfg.dataset_format == 'voc':
         voc = voc_evaluate(dataset.records, detections, dataset.class_names)
         metrics['voc'] = voc
         text.append('VOC07 11-point mAP: %.4f   area mAP: %.4f' % (voc['mAP_07'], voc['mAP_area']))
-    with open(os.path.join(cfg.eval_dir, 'epoch_%d_metrics.json' % epoch), 'w') as f:
+    with open(os.path.join(cfg.eval_dir, name + '_metrics.json'), 'w') as f:
         json.dump(metrics, f, indent=2)
     with open(os.path.join(cfg.eval_dir, 'results.txt'), 'a') as f:
         f.write('\n'.join(text) + '\n')
@@ -141,5 +147,5 @@ def main(cfg, network_cls, argv=None):
     gt = cfg.eval_source if cfg.dataset_format == 'coco' else dataset_to_coco(
         dataset, cfg.eval_root_folder or os.path.dirname(dataset.records[0]['fpath']))
     return {epoch: evaluate_epoch(cfg, network_cls, epoch, dataset, gt, len(devices),
-                                  args.show_image)
+                                  args.show_image, args.precision)
             for epoch in range(args.start_epoch, end + 1)}

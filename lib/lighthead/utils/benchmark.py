@@ -53,6 +53,7 @@ from lighthead.data.transforms import normalize
 from lighthead.network import LightHeadNetwork
 from lighthead.ops import active_implementation
 from lighthead.utils.flops import count_macs
+from lighthead.utils.session import session_config
 from lighthead.utils.tf_utils.inference_graph import frozen_inference_graph
 
 STAGES = ('backbone_ms', 'rpn_proposals_ms', 'thin_feature_ms', 'psalign_ms', 'rcnn_head_ms',
@@ -60,31 +61,8 @@ STAGES = ('backbone_ms', 'rpn_proposals_ms', 'thin_feature_ms', 'psalign_ms', 'r
 # The timed runner whose median ends each stage (see BenchmarkGraph.runners).
 _CUMULATIVE = ('backbone', 'rpn_proposals', 'thin_feature', 'psalign', 'forward', 'detections',
                'end_to_end')
-PRECISIONS = ('fp32', 'bf16')
-_BF16_FIELD = 'auto_mixed_precision_onednn_bfloat16'
 # Raw image size relative to the network input for end-to-end runs.
 RAW_IMAGE_FACTOR = 0.8
-
-
-class UnsupportedPrecision(RuntimeError):
-    """The requested precision cannot be enabled with this TensorFlow."""
-
-
-def session_config(threads, precision='fp32'):
-    """ConfigProto with ``threads`` intra- and inter-op threads; bf16 turns on oneDNN auto
-    mixed precision (raises :class:`UnsupportedPrecision` if this TF lacks the option)."""
-    if precision not in PRECISIONS:
-        raise ValueError('precision must be one of %s, got %r' % (PRECISIONS, precision))
-    config = tf.ConfigProto(intra_op_parallelism_threads=threads,
-                            inter_op_parallelism_threads=threads)
-    if precision == 'bf16':
-        rewrite = config.graph_options.rewrite_options
-        if _BF16_FIELD not in rewrite.DESCRIPTOR.fields_by_name:
-            raise UnsupportedPrecision(
-                'bf16 needs RewriterConfig.%s, which TensorFlow %s does not have'
-                % (_BF16_FIELD, tf.VERSION))
-        setattr(rewrite, _BF16_FIELD, type(rewrite).ON)
-    return config
 
 
 def cpu_description():
