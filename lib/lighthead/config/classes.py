@@ -1,6 +1,8 @@
 """Class-name lists and folder layouts of the public datasets (index 0 is the background)."""
 import os
 
+from .presets import coco_dataset
+
 COCO_CLASSES = [
     'background', 'person', 'bicycle', 'car', 'motorcycle', 'airplane', 'bus', 'train', 'truck',
     'boat', 'traffic light', 'fire hydrant', 'stop sign', 'parking meter', 'bench', 'bird', 'cat',
@@ -21,11 +23,6 @@ VOC_CLASSES = [
 
 def coco2017(root):
     """Config entries of COCO 2017 under ``root`` (``annotations/``, ``train2017/``, ``val2017/``)."""
-    return dict(
-        class_names=COCO_CLASSES,
-        dataset_format='coco',
-        train_source=os.path.join(root, 'annotations', 'instances_train2017.json'),
-        train_root_folder=os.path.join(root, 'train2017'),
-        eval_source=os.path.join(root, 'annotations', 'instances_val2017.json'),
-        eval_root_folder=os.path.join(root, 'val2017'),
-    )
+    return coco_dataset(COCO_CLASSES, root,
+                        os.path.join('annotations', 'instances_train2017.json'), 'train2017',
+                        os.path.join('annotations', 'instances_val2017.json'), 'val2017')

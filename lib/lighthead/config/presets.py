@@ -2,17 +2,20 @@
 import os
 
 
+def coco_dataset(class_names, root, train_json, train_images, val_json, val_images):
+    """Dataset entries for COCO-format train and val splits; paths relative to ``root``."""
+    return dict(class_names=class_names, dataset_format='coco',
+                train_source=os.path.join(root, train_json),
+                train_root_folder=os.path.join(root, train_images),
+                eval_source=os.path.join(root, val_json),
+                eval_root_folder=os.path.join(root, val_images))
+
+
 def coco_splits(root, class_names):
     """Dataset entries for COCO-format data laid out as the project's generators write it:
     ``<root>/annotations/{train,val}.json`` with images in ``<root>/train/`` and ``<root>/val/``."""
-    return dict(
-        class_names=class_names,
-        dataset_format='coco',
-        train_source=os.path.join(root, 'annotations', 'train.json'),
-        train_root_folder=os.path.join(root, 'train'),
-        eval_source=os.path.join(root, 'annotations', 'val.json'),
-        eval_root_folder=os.path.join(root, 'val'),
-    )
+    return coco_dataset(class_names, root, os.path.join('annotations', 'train.json'), 'train',
+                        os.path.join('annotations', 'val.json'), 'val')
 
 
 def from_scratch(bn_decay=0.95):
