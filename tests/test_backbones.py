@@ -454,6 +454,23 @@ def test_bn_training_switch(graph, bn_training):
         assert tf.get_collection(tf.GraphKeys.UPDATE_OPS) == []
 
 
+@pytest.mark.parametrize('name', sorted(BACKBONES))
+def test_bn_decay_sets_the_moving_average_update(graph, name):
+    images, _, _ = build(name, shape=(2, 64, 64, 3), is_training=True, bn_training=True,
+                         freeze_at=0, bn_decay=0.25)
+    mean = [v for v in tf.global_variables() if v.op.name.endswith('moving_mean')][0]
+    batch_mean = graph.get_tensor_by_name(
+        mean.op.name.rsplit('/', 1)[0] + '/FusedBatchNormV3:1')
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        feed = {images: np.random.RandomState(0).normal(0, 1, (2, 64, 64, 3))}
+        batch = sess.run(batch_mean, feed)
+        sess.run(tf.get_collection(tf.GraphKeys.UPDATE_OPS), feed)
+        # moving = decay * moving + (1 - decay) * batch, from moving = 0
+        np.testing.assert_allclose(sess.run(mean), 0.75 * batch, rtol=1e-4, atol=1e-6)
+    assert np.abs(batch).max() > 1e-3
+
+
 def test_weight_decay_collection():
     build('xception_geonseoks', weight_decay=3e-4, num_classes=10)
     losses = tf.get_collection(tf.GraphKeys.REGULARIZATION_LOSSES)

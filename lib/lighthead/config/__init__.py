@@ -73,7 +73,7 @@ def base_config():
     c.train_batch_per_gpu = 2
     c.test_batch_per_gpu = 1
     c.bn_training = False
-    c.bn_decay = 0.997  # BN moving-average decay (the original's); from scratch, short runs: 0.9
+    c.bn_decay = 0.997  # BN moving-average decay (the original's); presets.from_scratch: 0.95
     c.freeze_at = 2  # 0 nothing, 1 stem, 2 stem + first stage frozen (the original)
     c.basic_lr = 5e-4 * 2 * 1.25
     c.momentum = 0.9

@@ -7,7 +7,7 @@ Policy, the same for every backbone:
   ``trainable=False``, carry no regularizer, and their BN always uses the moving statistics.
 - BN everywhere else: batch statistics only when ``is_training and bn_training``; ``gamma`` /
   ``beta`` trainable only when ``bn_training``; moving-average decay ``bn_decay`` (default
-  0.997, the original's ``resnet_arg_scope``; short from-scratch runs want less, e.g. 0.9),
+  0.997, the original's ``resnet_arg_scope``; short from-scratch runs want less, e.g. 0.95),
   epsilon 1e-5, scale True.
 - Conv weights of non-frozen stages: He (variance scaling) init and ``l2_regularizer(
   weight_decay)`` = ``weight_decay * 0.5 * ||w||^2``; no regularizer on biases or BN.
