@@ -58,11 +58,11 @@ def markdown(results, sizes, rois):
     mpix = [h * w / 1e6 for h, w in sizes]
     a, b = fit_line(mpix, [results[(h, w, top)]['forward_ms'] for h, w in sizes])
     lines.append('')
-    lines.append('forward_ms at %d RoIs ~ %.1f + %.1f ms per megapixel' % (top, a, b))
+    lines.append('- forward_ms at %d RoIs ~ %.1f + %.1f ms per megapixel' % (top, a, b))
     for (height, width) in sizes:
         c, d = fit_line(rois, [results[(height, width, n)]['forward_ms'] for n in rois])
         base = results[(height, width, top)]['forward_ms']
-        lines.append('%d×%d: forward_ms ~ %.1f + %.2f ms per 100 RoIs (RoI part at %d: %.0f %%)'
+        lines.append('- %d×%d: forward_ms ~ %.1f + %.2f ms per 100 RoIs (RoI part at %d: %.0f %%)'
                      % (height, width, c, 100 * d, top, 100.0 * d * top / base))
     return '\n'.join(lines)
 
