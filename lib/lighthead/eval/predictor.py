@@ -4,7 +4,7 @@ import numpy as np
 from lighthead.compat import tf
 from lighthead.data.transforms import load_test_image, normalize, resize_short_max
 from lighthead.train.checkpoint import restore
-from lighthead.utils.tf_utils.inference_graph import frozen_inference_graph
+from lighthead.utils.tf_utils.inference_graph import frozen_session
 
 
 class Predictor(object):
@@ -28,9 +28,8 @@ class Predictor(object):
         if fold_bn:
             named = {'data': self.inputs[0], 'im_info': self.inputs[1]}
             named.update(self.outputs)
-            self.graph, named = frozen_inference_graph(self.sess, named)
-            self.sess.close()
-            self.sess = tf.Session(graph=self.graph, config=session_config)
+            self.sess, named = frozen_session(self.sess, named, session_config)
+            self.graph = self.sess.graph
             self.inputs = [named['data'], named['im_info']]
             self.outputs = {k: named[k] for k in self.outputs}
 

@@ -4,9 +4,9 @@ The graph is the library's :class:`lighthead.network.LightHeadNetwork` with rand
 (speed does not depend on them), built by :class:`BenchmarkNetwork`, a subclass that only
 records intermediate tensors and fixes the RoI count (below). By default the graph is then
 frozen with its batch norms folded into the convolutions
-(:mod:`lighthead.utils.tf_utils.inference_graph`), as the Predictor runs it. Timings are medians in ms
-after warm-up; the targets are run round-robin, one of each per repetition, so drift in the
-machine's speed affects them alike.
+(:mod:`lighthead.utils.tf_utils.inference_graph`), as the Predictor runs it. Timings are
+medians in ms after warm-up; the targets are run round-robin, one of each per repetition, so
+drift in the machine's speed affects them alike.
 
 * ``forward_ms`` (the paper's protocol): the prepared image tensor ``data`` float32
   [1, H, W, 3] and ``im_info`` fed, ``cls_prob`` [R, C] and ``bbox_pred`` [R, 4C] fetched.
@@ -54,7 +54,7 @@ from lighthead.network import LightHeadNetwork
 from lighthead.ops import active_implementation
 from lighthead.utils.flops import count_macs
 from lighthead.utils.session import session_config
-from lighthead.utils.tf_utils.inference_graph import frozen_inference_graph
+from lighthead.utils.tf_utils.inference_graph import frozen_session
 
 STAGES = ('backbone_ms', 'rpn_proposals_ms', 'thin_feature_ms', 'psalign_ms', 'rcnn_head_ms',
           'postprocess_ms', 'preprocess_ms')
@@ -198,10 +198,8 @@ class BenchmarkGraph(object):
         named.update(('out/' + k, outputs[k]) for k in ('cls_prob', 'bbox_pred'))
         named.update(('tap/' + k, v) for k, v in self.net.taps.items())
         if fold_bn:  # what Predictor runs: the frozen graph with BN folded into the convs
-            graph, named = frozen_inference_graph(sess, named)
-            sess.close()
-            sess = tf.Session(graph=graph, config=config)
-        self.graph, self.sess = graph, sess
+            sess, named = frozen_session(sess, named, config)
+        self.graph, self.sess = sess.graph, sess
         self.inputs = [named['in/data'], named['in/im_info']]
         self.detections = {k: named['det/' + k] for k in ('boxes', 'scores', 'classes')}
         self.outputs = {k: named['out/' + k] for k in ('cls_prob', 'bbox_pred')}

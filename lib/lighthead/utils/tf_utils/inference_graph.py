@@ -7,8 +7,7 @@ beta``. When ``x`` is a convolution's output, the map folds into the convolution
 (+ Relu)`` into one oneDNN kernel, while a separate ``FusedBatchNorm`` costs a pass over the
 feature map (10 % of Xception*'s forward at 700 x 1100).
 
-    graph, tensors = frozen_inference_graph(sess, {'data': data, 'boxes': boxes, ...})
-    sess = tf.Session(graph=graph)
+    sess, tensors = frozen_session(sess, {'data': data, 'boxes': boxes, ...}, config)
     sess.run(tensors['boxes'], {tensors['data']: ...})
 
 The folded graph computes the same function up to float32 rounding (tested to 1e-4 relative).
@@ -59,9 +58,7 @@ def fold_batch_norms(graph_def):
     for node in graph_def.node:
         for name in node.input:
             key = _tensor_name(name)
-            uses[key] = uses.get(key, 0) + 1
-            if key[1] == -1:
-                uses[(key[0], 'control')] = True
+            uses[key] = uses.get(key, 0) + 1  # control inputs count under index -1
     out = tf.GraphDef()
     out.versions.CopyFrom(graph_def.versions)
     out.library.CopyFrom(graph_def.library)
@@ -71,13 +68,13 @@ def fold_batch_norms(graph_def):
             continue
         if bn.attr['data_format'].s not in (b'', b'NHWC'):
             continue
-        if any(uses.get((bn.name, i)) for i in range(1, 6)) or uses.get((bn.name, 'control')):
+        if any(uses.get((bn.name, i)) for i in (-1, 1, 2, 3, 4, 5)):
             continue
         conv_name, index = _tensor_name(bn.input[0])
         conv = nodes.get(conv_name)
         if conv is None or conv.op not in _CONV_OPS or index != 0:
             continue
-        if uses.get((conv_name, 0)) != 1 or uses.get((conv_name, 'control')):
+        if uses.get((conv_name, 0)) != 1 or uses.get((conv_name, -1)):
             continue
         values = [_const_value(nodes, name) for name in [conv.input[1]] + list(bn.input[1:5])]
         if any(v is None for v in values):
@@ -124,3 +121,11 @@ def frozen_inference_graph(sess, tensors, fold_bn=True):
     with new_graph.as_default():
         tf.import_graph_def(graph_def, name='')
     return new_graph, {k: new_graph.as_graph_element(e.name) for k, e in elements.items()}
+
+
+def frozen_session(sess, tensors, config=None, fold_bn=True):
+    """:func:`frozen_inference_graph` of ``sess`` in a new session (``config``); ``sess`` is
+    closed. Returns ``(new session, mapped)``; the graph is ``new_session.graph``."""
+    graph, mapped = frozen_inference_graph(sess, tensors, fold_bn)
+    sess.close()
+    return tf.Session(graph=graph, config=config), mapped
