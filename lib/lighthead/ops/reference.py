@@ -62,30 +62,38 @@ def _bin_samples(roi, ph, pw, shape, group_size, sample_height, sample_width, sp
     return samples
 
 
+def _bins(features_shape, rois, group_size, sample_height, sample_width, spatial_scale, dt):
+    """Every bin of every RoI, RoIs in order: ``(n, batch index, ph, pw, channels, samples)``,
+    ``channels`` the K input channels ``(k*G + ph)*G + pw`` of the bin, ``samples`` its
+    sample corners (:func:`_bin_samples`, sample s = i*Sw + j). Checks the batch indices."""
+    batch, _, _, channels = features_shape
+    g = group_size
+    ks = np.arange(channels // (g * g))
+    _check_batch_index(rois, batch)
+    for n, roi in enumerate(rois):
+        for ph in range(g):
+            for pw in range(g):
+                samples = _bin_samples(roi, ph, pw, features_shape, g, sample_height,
+                                       sample_width, spatial_scale, dt)
+                yield n, int(roi[0]), ph, pw, (ks * g + ph) * g + pw, samples
+
+
 def sample_values(features, rois, group_size=7, sample_height=2, sample_width=2,
                   spatial_scale=1.0 / 16, dtype=np.float32):
     """Interpolated value of every sample: [R, G, G, Sh*Sw, K], sample s = i*Sw + j."""
     dt = np.dtype(dtype).type
     features = np.asarray(features, dtype=dt)
     rois = np.asarray(rois, dtype=dt).reshape(-1, 5)
-    batch, _, _, channels = features.shape
     g = group_size
-    k_out = channels // (g * g)
-    _check_batch_index(rois, batch)
+    k_out = features.shape[3] // (g * g)
     values = np.zeros((len(rois), g, g, sample_height * sample_width, k_out), dt)
-    ks = np.arange(k_out)
-    for n, roi in enumerate(rois):
-        image = features[int(roi[0])]
-        for ph in range(g):
-            for pw in range(g):
-                chans = (ks * g + ph) * g + pw
-                samples = _bin_samples(roi, ph, pw, features.shape, g, sample_height,
-                                       sample_width, spatial_scale, dt)
-                for s, corners in enumerate(samples):
-                    value = np.zeros(k_out, dt)
-                    for h, w, weight in corners:
-                        value = value + image[h, w, chans] * weight
-                    values[n, ph, pw, s] = value
+    for n, b, ph, pw, chans, samples in _bins(features.shape, rois, g, sample_height,
+                                              sample_width, spatial_scale, dt):
+        for s, corners in enumerate(samples):
+            value = np.zeros(k_out, dt)
+            for h, w, weight in corners:
+                value = value + features[b, h, w, chans] * weight
+            values[n, ph, pw, s] = value
     return values
 
 
@@ -114,26 +122,16 @@ def psalign_pool_grad_reference(features_shape, rois, argmax, grad, group_size=7
     dt = np.dtype(dtype).type
     rois = np.asarray(rois, dtype=dt).reshape(-1, 5)
     grad = np.asarray(grad, dtype=dt)
-    batch, _, _, channels = features_shape
-    g = group_size
-    k_out = channels // (g * g)
-    _check_batch_index(rois, batch)
     diff = np.zeros(features_shape, dt)
-    ks = np.arange(k_out)
-    for n, roi in enumerate(rois):
-        image_diff = diff[int(roi[0])]
-        for ph in range(g):
-            for pw in range(g):
-                chans = (ks * g + ph) * g + pw
-                samples = _bin_samples(roi, ph, pw, features_shape, g, sample_height,
-                                       sample_width, spatial_scale, dt)
-                for s, corners in enumerate(samples):
-                    if pool == 'max':
-                        upstream = np.where(argmax[n, ph, pw] == s, grad[n, ph, pw], dt(0))
-                    else:
-                        upstream = grad[n, ph, pw] / dt(len(samples))
-                    for h, w, weight in corners:
-                        image_diff[h, w, chans] += upstream * weight
+    for n, b, ph, pw, chans, samples in _bins(features_shape, rois, group_size, sample_height,
+                                              sample_width, spatial_scale, dt):
+        for s, corners in enumerate(samples):
+            if pool == 'max':
+                upstream = np.where(argmax[n, ph, pw] == s, grad[n, ph, pw], dt(0))
+            else:
+                upstream = grad[n, ph, pw] / dt(len(samples))
+            for h, w, weight in corners:
+                diff[b, h, w, chans] += upstream * weight
     return diff
 
 
