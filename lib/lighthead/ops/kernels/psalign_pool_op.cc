@@ -208,9 +208,11 @@ void ShardWork(OpKernelContext* ctx, int64_t total, int64_t cost_per_unit,
   Shard(threads->num_threads, threads->workers, total, cost_per_unit, work);
 }
 
-class PSAlignPoolCpuOp : public OpKernel {
+// What the CPU and GPU kernels of each op share: attributes, input checks and output
+// allocation. Subclasses only pool (Pool) or scatter the gradient (PoolGrad).
+class PSAlignPoolOpBase : public OpKernel {
  public:
-  explicit PSAlignPoolCpuOp(OpKernelConstruction* ctx) : OpKernel(ctx) { ReadAttrs(ctx, &a_); }
+  explicit PSAlignPoolOpBase(OpKernelConstruction* ctx) : OpKernel(ctx) { ReadAttrs(ctx, &a_); }
 
   void Compute(OpKernelContext* ctx) override {
     const Tensor& features = ctx->input(0);
@@ -218,13 +220,60 @@ class PSAlignPoolCpuOp : public OpKernel {
     PoolShape s;
     OP_REQUIRES_OK(ctx, CheckInputs(features, rois, a_, &s));
     const int g = s.group_size;
-    const int k_out = s.channels / (g * g);
-    const TensorShape out_shape({s.rois, g, g, k_out});
+    const TensorShape out_shape({s.rois, g, g, s.channels / (g * g)});
     Tensor* top = nullptr;
     Tensor* argmax = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, out_shape, &top));
     OP_REQUIRES_OK(ctx, ctx->allocate_output(1, out_shape, &argmax));
+    Pool(ctx, s, features, rois, top, argmax);
+  }
 
+ protected:
+  // top and argmax: [R, G, G, C / (G*G)], allocated.
+  virtual void Pool(OpKernelContext* ctx, const PoolShape& s, const Tensor& features,
+                    const Tensor& rois, Tensor* top, Tensor* argmax) = 0;
+
+ private:
+  PoolAttrs a_;
+};
+
+class PSAlignPoolGradOpBase : public OpKernel {
+ public:
+  explicit PSAlignPoolGradOpBase(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    ReadAttrs(ctx, &a_);
+  }
+
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& features = ctx->input(0);
+    const Tensor& rois = ctx->input(1);
+    const Tensor& argmax = ctx->input(2);
+    const Tensor& grad = ctx->input(3);
+    PoolShape s;
+    OP_REQUIRES_OK(ctx, CheckInputs(features, rois, a_, &s));
+    OP_REQUIRES_OK(ctx, CheckGradInputs(argmax, grad, s));
+    Tensor* diff = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, features.shape(), &diff));
+    PoolGrad(ctx, s, rois, argmax, grad, diff);
+  }
+
+ protected:
+  // diff: the features' shape, allocated, not zeroed.
+  virtual void PoolGrad(OpKernelContext* ctx, const PoolShape& s, const Tensor& rois,
+                        const Tensor& argmax, const Tensor& grad, Tensor* diff) = 0;
+
+ private:
+  PoolAttrs a_;
+};
+
+class PSAlignPoolCpuOp : public PSAlignPoolOpBase {
+ public:
+  using PSAlignPoolOpBase::PSAlignPoolOpBase;
+
+ protected:
+  void Pool(OpKernelContext* ctx, const PoolShape& s, const Tensor& features, const Tensor& rois,
+            Tensor* top, Tensor* argmax) override {
+    const int g = s.group_size;
+    const int k_out = s.channels / (g * g);
     const float* f = features.flat<float>().data();
     const float* r = rois.flat<float>().data();
     float* t = top->flat<float>().data();
@@ -252,31 +301,18 @@ class PSAlignPoolCpuOp : public OpKernel {
       }
     });
   }
-
- private:
-  PoolAttrs a_;
 };
 
 // Deterministic backward: a work unit is one bin (ph, pw), which owns the input channels
 // (k*G + ph)*G + pw for all k, so shards write disjoint channels, each in a fixed order (RoIs
 // ascending, then samples, then corners) whatever the sharding.
-class PSAlignPoolGradCpuOp : public OpKernel {
+class PSAlignPoolGradCpuOp : public PSAlignPoolGradOpBase {
  public:
-  explicit PSAlignPoolGradCpuOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
-    ReadAttrs(ctx, &a_);
-  }
+  using PSAlignPoolGradOpBase::PSAlignPoolGradOpBase;
 
-  void Compute(OpKernelContext* ctx) override {
-    const Tensor& features = ctx->input(0);
-    const Tensor& rois = ctx->input(1);
-    const Tensor& argmax = ctx->input(2);
-    const Tensor& grad = ctx->input(3);
-    PoolShape s;
-    OP_REQUIRES_OK(ctx, CheckInputs(features, rois, a_, &s));
-    OP_REQUIRES_OK(ctx, CheckGradInputs(argmax, grad, s));
-    Tensor* diff = nullptr;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, features.shape(), &diff));
-
+ protected:
+  void PoolGrad(OpKernelContext* ctx, const PoolShape& s, const Tensor& rois,
+                const Tensor& argmax, const Tensor& grad, Tensor* diff) override {
     float* d = diff->flat<float>().data();
     std::memset(d, 0, sizeof(float) * diff->NumElements());
     const float* r = rois.flat<float>().data();
@@ -317,9 +353,6 @@ class PSAlignPoolGradCpuOp : public OpKernel {
       }
     });
   }
-
- private:
-  PoolAttrs a_;
 };
 
 REGISTER_KERNEL_BUILDER(Name("LightheadPSAlignPool").Device(DEVICE_CPU), PSAlignPoolCpuOp);
@@ -347,22 +380,14 @@ namespace tensorflow {
 namespace {
 
 // rois live in host memory (validated there) and are copied to the device per call.
-class PSAlignPoolGpuOp : public OpKernel {
+class PSAlignPoolGpuOp : public PSAlignPoolOpBase {
  public:
-  explicit PSAlignPoolGpuOp(OpKernelConstruction* ctx) : OpKernel(ctx) { ReadAttrs(ctx, &a_); }
+  using PSAlignPoolOpBase::PSAlignPoolOpBase;
 
-  void Compute(OpKernelContext* ctx) override {
-    const Tensor& features = ctx->input(0);
-    const Tensor& rois = ctx->input(1);
-    PoolShape s;
-    OP_REQUIRES_OK(ctx, CheckInputs(features, rois, a_, &s));
-    const int g = s.group_size;
-    const TensorShape out_shape({s.rois, g, g, s.channels / (g * g)});
-    Tensor* top = nullptr;
-    Tensor* argmax = nullptr;
+ protected:
+  void Pool(OpKernelContext* ctx, const PoolShape& s, const Tensor& features, const Tensor& rois,
+            Tensor* top, Tensor* argmax) override {
     Tensor rois_device;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, out_shape, &top));
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, out_shape, &argmax));
     OP_REQUIRES_OK(ctx, ctx->allocate_temp(DT_FLOAT, rois.shape(), &rois_device));
     const char* err = lighthead::psalign::ForwardGpu(
         ctx->eigen_gpu_device(), s, features.flat<float>().data(), rois.flat<float>().data(),
@@ -370,37 +395,22 @@ class PSAlignPoolGpuOp : public OpKernel {
         argmax->flat<int>().data());
     OP_REQUIRES(ctx, err == nullptr, errors::Internal("LightheadPSAlignPool CUDA: ", err));
   }
-
- private:
-  PoolAttrs a_;
 };
 
-class PSAlignPoolGradGpuOp : public OpKernel {
+class PSAlignPoolGradGpuOp : public PSAlignPoolGradOpBase {
  public:
-  explicit PSAlignPoolGradGpuOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
-    ReadAttrs(ctx, &a_);
-  }
+  using PSAlignPoolGradOpBase::PSAlignPoolGradOpBase;
 
-  void Compute(OpKernelContext* ctx) override {
-    const Tensor& features = ctx->input(0);
-    const Tensor& rois = ctx->input(1);
-    const Tensor& argmax = ctx->input(2);
-    const Tensor& grad = ctx->input(3);
-    PoolShape s;
-    OP_REQUIRES_OK(ctx, CheckInputs(features, rois, a_, &s));
-    OP_REQUIRES_OK(ctx, CheckGradInputs(argmax, grad, s));
-    Tensor* diff = nullptr;
+ protected:
+  void PoolGrad(OpKernelContext* ctx, const PoolShape& s, const Tensor& rois,
+                const Tensor& argmax, const Tensor& grad, Tensor* diff) override {
     Tensor rois_device;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, features.shape(), &diff));
     OP_REQUIRES_OK(ctx, ctx->allocate_temp(DT_FLOAT, rois.shape(), &rois_device));
     const char* err = lighthead::psalign::BackwardGpu(
         ctx->eigen_gpu_device(), s, rois.flat<float>().data(), rois_device.flat<float>().data(),
         argmax.flat<int>().data(), grad.flat<float>().data(), diff->flat<float>().data());
     OP_REQUIRES(ctx, err == nullptr, errors::Internal("LightheadPSAlignPoolGrad CUDA: ", err));
   }
-
- private:
-  PoolAttrs a_;
 };
 
 REGISTER_KERNEL_BUILDER(Name("LightheadPSAlignPool").Device(DEVICE_GPU).HostMemory("rois"),
