@@ -222,3 +222,23 @@ def test_regularizer_counted_once_with_reuse():
     values, weights = run([losses[0], 'net/c/weights:0'])
     np.testing.assert_allclose(values, 0.5 * 0.5 * np.sum(weights ** 2), rtol=1e-5)
     assert L.l2_regularizer(0.0) is None
+
+
+def test_group_norm_matches_numpy_and_names_its_variables():
+    from lighthead.layers import group_norm
+    rng = np.random.RandomState(0)
+    x = rng.normal(3.0, 2.0, size=(2, 5, 4, 6)).astype(np.float32)
+    with tf.Graph().as_default():
+        out = group_norm(tf.constant(x), groups=3, scope='gn')
+        names = sorted(v.op.name for v in tf.global_variables())
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            got = sess.run(out)
+    grouped = x.reshape(2, 5, 4, 3, 2)
+    mean = grouped.mean(axis=(1, 2, 4), keepdims=True)
+    var = grouped.var(axis=(1, 2, 4), keepdims=True)
+    expected = ((grouped - mean) / np.sqrt(var + 1e-5)).reshape(x.shape)
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+    assert names == ['gn/beta', 'gn/gamma']
+    with tf.Graph().as_default(), pytest.raises(ValueError, match='do not divide'):
+        group_norm(tf.constant(x), groups=4)

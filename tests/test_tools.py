@@ -199,3 +199,49 @@ def test_bf16_option():
             session.session_config(2, 'bf16')
     with pytest.raises(ValueError):
         session.session_config(2, 'fp16')
+
+
+def test_predict_tile_matches_windows_of_the_predictor(tmp_path, quickstart_cfg,
+                                                       random_checkpoint):
+    """--tile through the real Predictor: detections are the windows' detections shifted to
+    the image (merged), and a tile covering the image gives the whole-image detections."""
+    from lighthead.eval.predictor import Predictor
+    from lighthead.eval.tiling import window_origins
+    image = np.random.RandomState(1).randint(0, 256, (90, 150, 3)).astype(np.uint8)
+    path = str(tmp_path / 'wide.png')
+    cv2.imwrite(path, image)
+    records = _tool('predict').main(['--exp', QUICKSTART, '--ckpt', random_checkpoint,
+                                     '--out', str(tmp_path / 'out'), '--thresh', '0',
+                                     '--tile', '64', '--overlap', '16', path])
+    tiled_boxes = np.array(records[0]['boxes'], np.float32).reshape(-1, 4)
+    assert len(tiled_boxes) > 0
+
+    predictor = Predictor(quickstart_cfg, LightHeadNetwork(quickstart_cfg), random_checkpoint)
+    try:
+        whole, _ = predictor.predict_file(path)
+        covering, _ = predictor.predict_file(path, tile=200, overlap=0)
+        window_boxes, window_scores = [], []
+        for x, y in window_origins(90, 150, 64, 16):
+            det = predictor.predict_image(image[y:y + 64, x:x + 64].copy())
+            window_boxes.append(det['boxes'] + np.float32([x, y, x, y]))
+            window_scores.append(det['scores'])
+    finally:
+        predictor.close()
+    for key in ('boxes', 'scores', 'classes'):
+        np.testing.assert_array_equal(covering[key], whole[key])
+    window_boxes = np.concatenate(window_boxes)
+    assert len(tiled_boxes) <= len(window_boxes)
+    for box in tiled_boxes:  # every reported box is one window's box, in image pixels
+        assert np.abs(window_boxes - box).max(axis=1).min() < 1e-3
+    assert max(records[0]['scores']) == pytest.approx(float(np.concatenate(window_scores).max()),
+                                                      abs=1e-5)
+    assert tiled_boxes[:, 2].max() > 64 and tiled_boxes[:, 3].max() > 64  # far windows shifted
+
+
+@pytest.mark.parametrize('args', [['--tile', '64', '--overlap', '64'], ['--overlap', '8'],
+                                  ['--tile', '-1']])
+def test_predict_rejects_bad_tile_options(tmp_path, capsys, args):
+    with pytest.raises(SystemExit):
+        _tool('predict').main(['--exp', QUICKSTART, '--ckpt', 'unused', '--out',
+                               str(tmp_path / 'o'), 'x.png'] + args)
+    assert '--overlap' in capsys.readouterr().err

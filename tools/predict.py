@@ -1,7 +1,7 @@
 """Detect objects in images with a trained checkpoint; draw them and write them as JSON (SPEC 5.4).
 
     python tools/predict.py --exp experiments/user --ckpt PATH (--images DIR | FILE ...)
-        --out DIR [--thresh 0.3] [--json FILE]
+        --out DIR [--thresh 0.3] [--json FILE] [--tile SIZE --overlap PX]
 
 ``--ckpt`` is a checkpoint prefix (``.../epoch_30.ckpt``) or a ``model_dump`` folder (its
 newest checkpoint). Each image gets ``DIR/<name>.png`` with its detections drawn. The JSON
@@ -9,6 +9,14 @@ newest checkpoint). Each image gets ``DIR/<name>.png`` with its detections drawn
 ``{"file", "boxes": [[x1, y1, x2, y2], ...], "scores", "classes", "class_names"}`` with
 inclusive-corner boxes in original-image pixels, class ids 1..C-1 and their names, by
 descending score. Only detections with score >= ``--thresh`` are drawn and written.
+
+``--tile SIZE`` predicts a large image by sliding windows of ``SIZE x SIZE`` original-image
+pixels, neighbours sharing ``--overlap PX`` (default 0), each window resized by the
+experiment's eval rule (so ``SIZE`` = the training tile size predicts at the training scale);
+the detections are shifted to the image and merged per class so that an object cut by a window
+edge but whole in another window is reported once, with its whole box (rule:
+:mod:`lighthead.eval.tiling`). Choose ``PX`` at least the size of the largest object. Without
+``--tile`` the whole image is resized and predicted at once.
 """
 import argparse
 import json
@@ -36,6 +44,11 @@ def build_parser():
     p.add_argument('--out', required=True, help='folder for the PNGs')
     p.add_argument('--thresh', type=float, default=0.3, help='minimum score kept (default 0.3)')
     p.add_argument('--json', help='detections JSON (default: OUT/detections.json)')
+    p.add_argument('--tile', type=int, default=0, metavar='SIZE',
+                   help='predict by sliding windows of SIZE original-image pixels (default: '
+                        'the whole image at once)')
+    p.add_argument('--overlap', type=int, default=0, metavar='PX',
+                   help='pixels shared by neighbouring windows (with --tile; default 0)')
     return p
 
 
@@ -98,6 +111,11 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if bool(args.images) == bool(args.files):
         parser.error('give either --images DIR or image files')
+    if args.tile < 0 or (args.tile and not 0 <= args.overlap < args.tile):
+        parser.error('--tile must be > 0 and --overlap in [0, tile), got %d and %d'
+                     % (args.tile, args.overlap))
+    if args.overlap and not args.tile:
+        parser.error('--overlap needs --tile')
     try:
         cfg = load_experiment_config(args.exp)
         checkpoint = resolve_checkpoint(args.ckpt)
@@ -113,7 +131,7 @@ def main(argv=None):
     try:
         for path, name in zip(paths, names):
             try:
-                det, raw = predictor.predict_file(path)
+                det, raw = predictor.predict_file(path, args.tile, args.overlap)
             except ImageReadError as e:
                 sys.exit('predict.py: %s' % e)
             det = select(det, args.thresh)

@@ -16,6 +16,8 @@ import collections
 from lighthead.compat import tf
 from lighthead import layers
 from lighthead.detection_opr import anchors as anchor_ops
+from lighthead.detection_opr import boxes as box_ops
+from lighthead.detection_opr import health as health_ops
 from lighthead.detection_opr.anchor_target import anchor_targets
 from lighthead.detection_opr.losses import ohem_rcnn_losses, rpn_losses
 from lighthead.detection_opr.postprocess import detect
@@ -25,12 +27,41 @@ from lighthead.ops import psalign_pool
 from lighthead.utils.tf_utils.basemodel import get_backbone
 
 TRAIN_LOSS_NAMES = ('rpn_loss_cls', 'rpn_loss_box', 'loss_cls', 'loss_box')
+# Per-step training-health figures (lighthead.detection_opr.health), each a mean over towers.
+HEALTH_NAMES = ('rois_fg', 'rois_bg', 'ohem_fg', 'ohem_bg', 'acc_fg', 'acc_bg', 'score_std',
+                'rpn_recall', 'thin_zero', 'fc_zero')
 TEST_OUTPUT_NAMES = ('cls_score', 'cls_prob', 'bbox_pred', 'rois')
 DETECTION_NAMES = ('detections/boxes', 'detections/scores', 'detections/classes', 'detections/num')
+# Parts of the detector, for per-part gradient norms and gradient multipliers, and the layer
+# scopes (directly under the backbone scope) of each part that is not the backbone.
+PARTS = ('backbone', 'rpn', 'thin', 'head')
+_PART_LAYERS = (('rpn', ('rpn_',)), ('thin', ('conv_new',)),
+                ('head', ('ps_fc_1', 'cls_fc', 'bbox_fc')))
 
 
 def _normal(std):
     return tf.random_normal_initializer(stddev=std)
+
+
+HEAD_INITS = ('normal', 'fan_in')
+
+
+def _feature_initializer(head_init, gain):
+    """Initializer of the layers that carry features into the classifier (the large
+    separable conv and ``ps_fc_1``).
+
+    ``'normal'``: N(0, 0.01), the original's; it assumes the large activations of an ImageNet
+    backbone. ``'fan_in'``: variance scaling with ``gain`` (1 for a linear layer, 2 before a
+    ReLU), which keeps unit-scale features at unit scale; from scratch, where BN keeps the
+    backbone's features near unit scale, N(0, 0.01) shrinks them about 10x per layer and the
+    classifier starts blind (see README "Training health").
+    """
+    if head_init == 'normal':
+        return _normal(0.01)
+    if head_init == 'fan_in':
+        return tf.variance_scaling_initializer(scale=gain, mode='fan_in',
+                                               distribution='truncated_normal')
+    raise ValueError('head_init must be one of %s, got %r' % (HEAD_INITS, head_init))
 
 
 class LightHeadNetwork(object):
@@ -43,7 +74,11 @@ class LightHeadNetwork(object):
             cfg.anchor_base_size, cfg.anchor_ratios, cfg.anchor_scales)
         self.num_anchors = len(self.base_anchors)
         self.rpn_stride = self.backbone.FEATURE_STRIDES[self.backbone.RPN_FEATURE]
-        self.head_stride = self.backbone.FEATURE_STRIDES[self.backbone.HEAD_FEATURE]
+        self.head_feature = cfg.head_feature or self.backbone.HEAD_FEATURE
+        if self.head_feature not in self.backbone.FEATURE_STRIDES:
+            raise ValueError('head_feature %r is not an end point of %s; choose one of %s' % (
+                self.head_feature, cfg.backbone, ', '.join(self.backbone.FEATURE_STRIDES)))
+        self.head_stride = self.backbone.FEATURE_STRIDES[self.head_feature]
 
     # ------------------------------------------------------------------ contract
     def get_inputs(self, mode=0):
@@ -78,22 +113,31 @@ class LightHeadNetwork(object):
             rpn_deltas = tf.reshape(rpn_bbox_pred, [batch, -1, 4])
             rois = self._proposals(mode, batch, rpn_prob, rpn_deltas, anchors, im_info)
 
-            thin = self._large_separable_conv(end_points[self.backbone.HEAD_FEATURE])
+            thin = self._large_separable_conv(end_points[self.head_feature])
             if is_training:
                 rpn_cls_loss, rpn_box_loss = self._rpn_loss(
                     batch, rpn_logits, rpn_deltas, anchors, im_info, boxes)
-                rois, labels, bbox_targets = self._sample_rois(batch, rois, im_info, boxes)
+                rois, labels, bbox_targets, rpn_recall = self._sample_rois(
+                    batch, rois, im_info, boxes)
             cls_score, bbox_pred = self._rcnn_head(thin, rois)
 
         if is_training:
-            loss_cls, loss_box = ohem_rcnn_losses(
+            loss_cls, loss_box, selected = ohem_rcnn_losses(
                 cls_score, bbox_pred, labels, bbox_targets,
-                num_ohem=cfg.TRAIN.OHEM_PER_IMAGE * batch, sigma=cfg.rcnn_sigma)
+                num_ohem=cfg.TRAIN.OHEM_PER_IMAGE * batch, sigma=cfg.rcnn_sigma,
+                return_selected=True)
             loss_box = loss_box * cfg.rcnn_box_loss_weight
             values = dict(rpn_loss_cls=rpn_cls_loss, rpn_loss_box=rpn_box_loss,
                           loss_cls=loss_cls, loss_box=loss_box)
             for name in TRAIN_LOSS_NAMES:
                 tf.add_to_collection(name, values[name])
+            with tf.name_scope('health'):
+                health = health_ops.rcnn_head_health(cls_score, labels, selected)
+                health['rpn_recall'] = rpn_recall
+                health['thin_zero'] = health_ops.zero_fraction(thin)
+                health['fc_zero'] = health_ops.zero_fraction(self.head_fc)
+            for name in HEALTH_NAMES:
+                tf.add_to_collection('health/' + name, tf.stop_gradient(health[name]))
             total = tf.add_n([values[n] for n in TRAIN_LOSS_NAMES], name='total_loss')
             tf.add_to_collection('losses', total)
             return total
@@ -112,6 +156,34 @@ class LightHeadNetwork(object):
             out[name] = tf.add_n(tf.get_collection(name))
         out['tot_losses'] = tf.add_n(tf.get_collection('losses'))
         return out
+
+    def get_health_collection(self):
+        """OrderedDict of the training-health figures (:data:`HEALTH_NAMES`), each the mean
+        over towers (counts are per tower)."""
+        out = collections.OrderedDict()
+        for name in HEALTH_NAMES:
+            values = tf.stack(tf.get_collection('health/' + name))
+            finite = tf.math.is_finite(values)
+            count = tf.reduce_sum(tf.cast(finite, tf.float32))
+            total = tf.reduce_sum(tf.where(finite, values, tf.zeros_like(values)))
+            out[name] = tf.where(count > 0, total / tf.maximum(count, 1.0), float('nan'))
+        return out
+
+    # ------------------------------------------------------------------ parameters
+    def part_of(self, variable):
+        """The part a trainable variable belongs to: one of :data:`PARTS`."""
+        name = variable.op.name
+        prefix = self.backbone.SCOPE + '/'
+        layer = name[len(prefix):].split('/')[0] if name.startswith(prefix) else name
+        for part, layer_prefixes in _PART_LAYERS:
+            if layer.startswith(layer_prefixes):
+                return part
+        return 'backbone'
+
+    def gradient_multiplier(self, variable):
+        """Factor applied to the gradient of ``variable``: ``cfg.large_sep_conv_grad_mult``
+        for the large separable conv (the thin feature map), 1 elsewhere (the original's x3)."""
+        return self.cfg.large_sep_conv_grad_mult if self.part_of(variable) == 'thin' else 1.0
 
     def get_test_collection(self):
         """OrderedDict of the raw head outputs and the final ``detections/*`` tensors."""
@@ -144,15 +216,18 @@ class LightHeadNetwork(object):
     def _proposals(self, mode, batch, rpn_prob, rpn_deltas, anchors, im_info):
         """Per image: decode, clip, top-N, NMS. Returns [R, 5] RoIs (no gradient)."""
         settings = self.cfg.TRAIN if mode == 'TRAIN' else self.cfg.TEST
-        rois = []
+        rois, scores = [], []
         with tf.name_scope('proposals'):
             for b in range(batch):
-                boxes, _ = generate_proposals(
+                boxes, objectness = generate_proposals(
                     rpn_prob[b, :, 1], rpn_deltas[b], anchors, im_info[b, 0], im_info[b, 1],
                     pre_nms_top_n=settings.RPN_PRE_NMS_TOP_N,
                     post_nms_top_n=settings.RPN_POST_NMS_TOP_N,
                     nms_thresh=settings.RPN_NMS_THRESH, min_size=settings.RPN_MIN_SIZE)
                 rois.append(_with_batch_index(boxes, b))
+                scores.append(objectness)
+            # The objectness of each RoI, for evaluating the RPN alone (_detections).
+            self.proposal_scores = tf.stop_gradient(tf.concat(scores, axis=0))
             return tf.stop_gradient(tf.concat(rois, axis=0))
 
     def _rpn_loss(self, batch, rpn_logits, rpn_deltas, anchors, im_info, boxes):
@@ -172,14 +247,21 @@ class LightHeadNetwork(object):
                           tf.concat(labels, 0), tf.concat(targets, 0), sigma=self.cfg.rpn_sigma)
 
     def _sample_rois(self, batch, rois, im_info, boxes):
-        """Proposal targets per image (gt appended, all RoIs kept). Returns rois, labels, targets."""
+        """Proposal targets per image (gt appended, all RoIs kept). Returns rois, labels,
+        targets and the RPN recall: the fraction of real gt boxes with a proposal at IoU >= 0.5
+        (NaN without gt)."""
         t = self.cfg.TRAIN
         out_rois, out_labels, out_targets = [], [], []
+        covered, total = [], []
         with tf.name_scope('proposal_targets'):
             for b in range(batch):
                 mine = tf.equal(tf.cast(rois[:, 0], tf.int32), b)
                 image_rois = tf.boolean_mask(rois[:, 1:], mine)
                 gt = boxes[b, :tf.cast(im_info[b, 5], tf.int32)]
+                real = tf.boolean_mask(gt[:, :4], gt[:, 4] >= 1.0)
+                hits, count = health_ops.proposals_covering_gt(image_rois, real)
+                covered.append(hits)
+                total.append(count)
                 r, lab, tgt = proposal_targets(
                     image_rois, gt, self.cfg.num_classes, fg_thresh=t.FG_THRESH,
                     bg_thresh_hi=t.BG_THRESH_HI, bg_thresh_lo=t.BG_THRESH_LO,
@@ -188,18 +270,25 @@ class LightHeadNetwork(object):
                 out_labels.append(lab)
                 out_targets.append(tgt)
         return (tf.stop_gradient(tf.concat(out_rois, 0)), tf.concat(out_labels, 0),
-                tf.concat(out_targets, 0))
+                tf.concat(out_targets, 0), health_ops.recall(covered, total))
 
     def _large_separable_conv(self, feat):
         """k x 1 -> 1 x k and 1 x k -> k x 1 branches (no BN, no activation), summed, ReLU."""
         cfg = self.cfg
         k, mid, out = cfg.head_kernel, cfg.head_mid_channels, cfg.head_out_channels
-        with layers.arg_scope([layers.conv2d], activation_fn=None):
+        # Each branch is linear; the sum of the two doubles the variance, the ReLU halves it.
+        with layers.arg_scope([layers.conv2d], activation_fn=None,
+                              weights_initializer=_feature_initializer(cfg.head_init, 1.0)):
             col = layers.conv2d(feat, mid, [k, 1], scope='conv_new_1_conv15_w_pre')
             col = layers.conv2d(col, out, [1, k], scope='conv_new_1_conv15_w')
             row = layers.conv2d(feat, mid, [1, k], scope='conv_new_1_conv15_h_pre')
             row = layers.conv2d(row, out, [k, 1], scope='conv_new_1_conv15_h')
-        return tf.nn.relu(col + row, name='thin_feature')
+        thin = col + row
+        if cfg.head_norm == 'group':
+            # One group per position-sensitive map set: channels k*G*G .. (k+1)*G*G - 1.
+            thin = layers.group_norm(thin, groups=out // cfg.psalign_group ** 2,
+                                     scope='conv_new_1_GroupNorm')
+        return tf.nn.relu(thin, name='thin_feature')
 
     def _rcnn_head(self, thin, rois):
         cfg = self.cfg
@@ -209,7 +298,13 @@ class LightHeadNetwork(object):
             pool=cfg.psalign_pool, impl=cfg.psalign_impl)
         flat = tf.reshape(pooled, [-1, cfg.psalign_group * cfg.psalign_group *
                                    (cfg.head_out_channels // cfg.psalign_group ** 2)])
-        fc = layers.fully_connected(flat, cfg.fc_channels, scope='ps_fc_1')
+        norm = {}
+        if cfg.head_norm == 'group':
+            norm = dict(normalizer_fn=layers.group_norm, normalizer_params={'groups': 32})
+        fc = layers.fully_connected(flat, cfg.fc_channels, scope='ps_fc_1',
+                                    weights_initializer=_feature_initializer(cfg.head_init, 2.0),
+                                    **norm)
+        self.head_fc = fc  # the ps_fc_1 output of the newest build, for the health figures
         cls_score = layers.fully_connected(fc, cfg.num_classes, activation_fn=None, scope='cls_fc')
         bbox_pred = layers.fully_connected(fc, 4 * cfg.num_classes, activation_fn=None,
                                            weights_initializer=_normal(0.001), scope='bbox_fc')
@@ -228,6 +323,13 @@ class LightHeadNetwork(object):
             out['scores'] = tf.identity(scores, name='scores')
             out['classes'] = tf.identity(classes, name='classes')
             out['num'] = tf.identity(tf.shape(scores)[0], name='num')
+        # The RPN alone: the best MAX_PER_IMAGE proposals by objectness (already sorted), in
+        # original-image pixels, so the head's contribution can be measured against them.
+        with tf.name_scope('proposals/'):
+            top = tf.minimum(t.MAX_PER_IMAGE, tf.shape(rois)[0])
+            boxes = box_ops.clip(rois[:top, 1:] / im_info[0, 2], im_info[0, 3], im_info[0, 4])
+            out['proposal_boxes'] = tf.identity(boxes, name='boxes')
+            out['proposal_scores'] = tf.identity(self.proposal_scores[:top], name='scores')
         return out
 
 

@@ -41,7 +41,12 @@ def base_config():
     c.train_short_sizes = None  # multi-scale training: list of short sides, one picked per batch
     c.eval_image_short_size = None  # None: image_short_size
     c.eval_image_max_size = None
+    c.eval_tile_size = 0  # >0: evaluate by sliding windows of this many original-image pixels
+    c.eval_tile_overlap = 0  # pixels shared by neighbouring windows (lighthead.eval.tiling)
     c.train_flip = True
+    # Training augmentation beyond train_flip, all off (lighthead.data.batch.augment_settings)
+    c.augment = EasyDict(vflip=False, rot90=False, brightness=0.0, contrast=0.0,
+                         saturation=0.0, scale_range=None, crop_fraction=None)
     c.max_boxes_of_image = 100
     c.nr_dataflow = 2  # data worker processes
     c.prefetch_batches = 4
@@ -58,6 +63,7 @@ def base_config():
     c.rcnn_box_loss_weight = 2.0
 
     # ---- light head ----
+    c.head_feature = None  # backbone end point under the light head; None: the backbone's own
     c.head_kernel = 15
     c.head_mid_channels = 256
     c.head_out_channels = 490
@@ -67,6 +73,12 @@ def base_config():
     c.psalign_impl = None  # None: compiled kernel (env LIGHTHEAD_OPS=tf picks pure TF)
     c.fc_channels = 2048
     c.large_sep_conv_grad_mult = 3.0
+    # Init of the large separable conv and ps_fc_1: 'normal' N(0, 0.01) (the original, for
+    # ImageNet backbones) or 'fan_in' variance scaling (presets.from_scratch).
+    c.head_init = 'normal'
+    # Normalization in the head: None (the original) or 'group' (GroupNorm on the thin feature
+    # map and ps_fc_1, for training from scratch with one image per tower).
+    c.head_norm = None
     c.clip_gradient_norm = None  # None: no clipping (the original); a float clips the global norm
 
     # ---- training ----
@@ -85,6 +97,11 @@ def base_config():
     c.warm_factor = 1.0 / 3
     c.snapshot_iters = 0  # 0: only end-of-epoch checkpoints
     c.log_interval = 20
+    # Head-at-chance warning (lighthead.train.health): checked at this step and at the end of
+    # training (0: off), over the last 50 steps' head accuracy and score spread.
+    c.health_check_after = 300
+    c.health_min_balanced_acc = 0.6
+    c.health_min_score_std = 0.05
     c.weight = None  # pretrained backbone checkpoint (slim ckpt or .npz)
     c.weight_name_map = {}  # checkpoint prefix -> graph prefix
 

@@ -3,14 +3,61 @@
 Task ``k`` is tower ``k % T`` of step ``k // T`` (``T`` towers). Step ``s`` lies in data
 epoch ``e = s // steps_per_epoch`` at position ``i = s % steps_per_epoch``; the epoch's order
 is a permutation seeded by ``(seed, e)``, and the batch takes records
-``perm[(i * T + tower) * B : + B]``. Its augmentation (one short side for the batch, one
-flip coin per image) is seeded by ``(seed, step, tower)``. So any step can be rebuilt anywhere, which makes resuming exact and
-lets worker processes share the work without coordination.
+``perm[(i * T + tower) * B : + B]``. Its augmentation is seeded by ``(seed, step, tower)``:
+one ``RandomState([seed, 1, step, tower])`` gives, in this fixed order, the batch's short side,
+one horizontal-flip coin per image, the batch's scale-jitter factor; then, image by image
+(after its file was read): crop positions, colour factors, quarter turns, a vertical-flip
+coin. An augmentation that is off draws nothing, so with ``cfg.augment`` all off (the default)
+the batches are exactly those of before it existed. So any step can be rebuilt anywhere, which
+makes resuming exact and lets worker processes share the work without coordination.
+
+One image goes through: read -> random crop (original pixels) -> colour jitter -> resize
+(short side ``short_size * scale factor``, long side at most ``image_max_size``, the factor
+computed on the whole image so a crop does not zoom) -> quarter turns -> vertical flip ->
+horizontal flip -> RGB minus means. Boxes are clipped to the final image.
 """
 import numpy as np
 
 from ..datasets.records import bad_record
-from .transforms import ImageReadError, hflip_boxes, normalize, read_image, resize_short_max
+from .augment import adjust_colour, colour_factors, random_crop, rot90, vflip
+from .transforms import (ImageReadError, hflip_boxes, normalize, read_image, resize_by,
+                         short_max_scale)
+
+AUGMENT_KEYS = ('vflip', 'rot90', 'brightness', 'contrast', 'saturation', 'scale_range',
+                'crop_fraction')
+
+
+def augment_settings(augment):
+    """Checked plain-dict copy of ``cfg.augment`` (keys :data:`AUGMENT_KEYS`):
+
+    - ``vflip``, ``rot90`` (bool): a random vertical flip; ``k`` uniform in ``0..3`` quarter
+      turns counter-clockwise;
+    - ``brightness``, ``contrast``, ``saturation`` (float in ``[0, 1)``, 0: off): factors
+      uniform in ``[1 - x, 1 + x]`` (:func:`lighthead.data.augment.adjust_colour`);
+    - ``scale_range`` (None or ``[lo, hi]``, ``0 < lo <= hi``): the batch's short side times
+      a factor uniform in ``[lo, hi]``;
+    - ``crop_fraction`` (None or float in ``(0, 1]``): a crop of that fraction of each side at
+      a random position (:func:`lighthead.data.augment.random_crop`).
+    """
+    unknown = sorted(set(augment) - set(AUGMENT_KEYS))
+    if unknown:
+        raise ValueError('unknown augment keys %s; known: %s' % (unknown, list(AUGMENT_KEYS)))
+    out = {'vflip': bool(augment.get('vflip')), 'rot90': bool(augment.get('rot90'))}
+    for key in ('brightness', 'contrast', 'saturation'):
+        out[key] = float(augment.get(key) or 0.0)
+        if not 0.0 <= out[key] < 1.0:
+            raise ValueError('augment.%s must be in [0, 1), got %r' % (key, out[key]))
+    scale_range = augment.get('scale_range')
+    out['scale_range'] = None if scale_range is None else [float(v) for v in scale_range]
+    if scale_range is not None and not (len(scale_range) == 2
+                                        and 0 < out['scale_range'][0] <= out['scale_range'][1]):
+        raise ValueError('augment.scale_range must be [lo, hi] with 0 < lo <= hi, got %r'
+                         % (scale_range,))
+    fraction = augment.get('crop_fraction')
+    out['crop_fraction'] = None if fraction is None else float(fraction)
+    if fraction is not None and not 0.0 < out['crop_fraction'] <= 1.0:
+        raise ValueError('augment.crop_fraction must be in (0, 1], got %r' % (fraction,))
+    return out
 
 
 def batch_settings(cfg, num_towers, steps_per_epoch):
@@ -27,6 +74,7 @@ def batch_settings(cfg, num_towers, steps_per_epoch):
         'max_boxes': int(cfg.max_boxes_of_image),
         'mean': [float(m) for m in cfg.image_mean],
         'skip_bad': bool(cfg.skip_bad_records),
+        'augment': augment_settings(cfg.get('augment') or {}),
     }
 
 
@@ -36,6 +84,9 @@ class BatchMaker(object):
     ``make(k)`` returns ``(batch, bad, truncated)``: ``batch`` is a dict with
     ``data`` float32 ``[B, Hp, Wp, 3]`` (RGB minus means, zero padding bottom/right),
     ``im_info`` float32 ``[B, 6]`` = ``(resized_h, resized_w, scale, orig_h, orig_w, num_gt)``
+    (``resized_h, resized_w``: the final image, after any crop and quarter turn; ``scale``:
+    resized length over original length along the image's own axes, i.e. before a turn;
+    ``orig_h, orig_w``: the file's size, uncropped)
     and ``boxes`` float32 ``[B, max_boxes, 5]`` = ``(x1, y1, x2, y2, cls)`` in resized pixels
     (rows ``[0:num_gt]`` valid, non-ignore boxes first, ``cls = -1`` for ignore regions,
     zeros after); ``bad`` lists the BadRecordErrors of records skipped and replaced
@@ -67,6 +118,8 @@ class BatchMaker(object):
         rng = np.random.RandomState([s['seed'], 1, step, tower])
         short = s['short_sizes'][rng.randint(len(s['short_sizes']))]
         flips = rng.randint(2, size=bsz).astype(bool) & s['flip']
+        if s['augment']['scale_range']:
+            short *= rng.uniform(*s['augment']['scale_range'])
 
         images, bad, truncated = [], [], 0
         replacement = base + bsz
@@ -74,7 +127,7 @@ class BatchMaker(object):
             rec = self.records[perm[base + j]]
             while True:
                 try:
-                    image = self._prepare(rec, short, flips[j])
+                    image = self._prepare(rec, short, flips[j], rng)
                     break
                 except ImageReadError as e:
                     err = bad_record(rec, str(e), path=rec['fpath'])
@@ -90,25 +143,42 @@ class BatchMaker(object):
             images.append(image)
         return self._assemble(images), bad, truncated
 
-    def _prepare(self, rec, short, flip):
-        """One record -> (normalised image, gt rows [n, 5], im_info row)."""
+    def _prepare(self, rec, short, flip, rng):
+        """One record -> (normalised image, gt rows [n, 5], im_info row); ``short`` is the
+        short side before the max-size cap, ``flip`` the horizontal-flip coin, ``rng`` the
+        batch's RandomState for the other augmentations (see the module docstring)."""
+        aug = self.s['augment']
         raw = read_image(rec['fpath'])
         if raw.shape[:2] != (rec['height'], rec['width']):
             raise ImageReadError('image %s is %dx%d (w x h) but its annotation says %dx%d' % (
                 rec['fpath'], raw.shape[1], raw.shape[0], rec['width'], rec['height']))
-        img, scale = resize_short_max(raw, short, self.s['max_size'])
-        h, w = img.shape[:2]
         order = np.argsort(rec['ignore'], kind='stable')
-        boxes = rec['boxes'][order] * np.float32(scale)
-        np.clip(boxes[:, 0::2], 0, w - 1, out=boxes[:, 0::2])
-        np.clip(boxes[:, 1::2], 0, h - 1, out=boxes[:, 1::2])
         cls = rec['classes'][order].astype(np.float32)
         cls[rec['ignore'][order]] = -1
+        gt = np.concatenate([rec['boxes'][order], cls[:, None]], axis=1)
+        img = raw
+        if aug['crop_fraction']:
+            img, gt = random_crop(img, gt, aug['crop_fraction'], rng)
+            gt = gt[np.argsort(gt[:, 4] < 0, kind='stable')]  # non-ignore first again
+        factors = colour_factors(rng, aug['brightness'], aug['contrast'], aug['saturation'])
+        if factors != (1.0, 1.0, 1.0):
+            img = adjust_colour(img, *factors)
+        img, scale = resize_by(img, short_max_scale(raw.shape[0], raw.shape[1], short,
+                                                    self.s['max_size']))
+        h, w = img.shape[:2]
+        gt[:, :4] *= np.float32(scale)
+        np.clip(gt[:, 0:4:2], 0, w - 1, out=gt[:, 0:4:2])
+        np.clip(gt[:, 1:4:2], 0, h - 1, out=gt[:, 1:4:2])
+        if aug['rot90']:
+            img, gt = rot90(img, gt, rng.randint(4))
+        if aug['vflip'] and rng.randint(2):
+            img, gt = vflip(img, gt)
         if flip:
             img = img[:, ::-1]
-            boxes = hflip_boxes(boxes, w)
-        gt = np.concatenate([boxes, cls[:, None]], axis=1).astype(np.float32)
-        info = [h, w, scale, rec['height'], rec['width'], min(len(gt), self.s['max_boxes'])]
+            gt = hflip_boxes(gt, img.shape[1])
+        gt = gt.astype(np.float32)
+        info = [img.shape[0], img.shape[1], scale, rec['height'], rec['width'],
+                min(len(gt), self.s['max_boxes'])]
         return normalize(img, self.s['mean']), gt, info
 
     def _assemble(self, images):

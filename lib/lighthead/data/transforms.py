@@ -23,20 +23,33 @@ def read_image(path):
     return img
 
 
-def resize_short_max(img, short, max_size):
-    """Resize so the short side is ``short`` and the long side at most ``max_size``.
+def short_max_scale(height, width, short, max_size):
+    """The resize factor that makes the short side ``short`` and the long side at most
+    ``max_size``: ``short / min(h, w)``, lowered to ``max_size / max(h, w)`` if needed."""
+    scale = float(short) / min(height, width)
+    if scale * max(height, width) > max_size:
+        scale = float(max_size) / max(height, width)
+    return scale
 
-    ``scale = short / min(h, w)``, lowered to ``max_size / max(h, w)`` if the long side
-    would exceed it; the size is ``(round(h * scale), round(w * scale))`` (bilinear).
-    Returns ``(resized, scale)`` with ``scale = resized_h / h``.
+
+def resize_by(img, scale):
+    """Resize ``img`` ``[H, W, C]`` to ``(round(h * scale), round(w * scale))`` (bilinear).
+
+    Returns ``(resized, actual_scale)`` with ``actual_scale = resized_h / h``.
     """
     h, w = img.shape[:2]
-    scale = float(short) / min(h, w)
-    if scale * max(h, w) > max_size:
-        scale = float(max_size) / max(h, w)
     new_h, new_w = int(round(h * scale)), int(round(w * scale))
     resized = cv2.resize(img, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
     return resized, float(new_h) / h
+
+
+def resize_short_max(img, short, max_size):
+    """Resize so the short side is ``short`` and the long side at most ``max_size``.
+
+    ``scale`` is :func:`short_max_scale`; the size is ``(round(h * scale), round(w * scale))``
+    (bilinear). Returns ``(resized, scale)`` with ``scale = resized_h / h``.
+    """
+    return resize_by(img, short_max_scale(img.shape[0], img.shape[1], short, max_size))
 
 
 def hflip_boxes(boxes, width):

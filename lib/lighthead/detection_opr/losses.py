@@ -41,7 +41,8 @@ def rpn_losses(cls_logits, bbox_pred, labels, targets, sigma=3.0):
     return loss_cls, loss_box
 
 
-def ohem_rcnn_losses(cls_score, bbox_pred, labels, bbox_targets, num_ohem, sigma=1.0):
+def ohem_rcnn_losses(cls_score, bbox_pred, labels, bbox_targets, num_ohem, sigma=1.0,
+                     return_selected=False):
     """R-CNN loss on the hardest RoIs (online hard example mining).
 
     Args:
@@ -57,6 +58,8 @@ def ohem_rcnn_losses(cls_score, bbox_pred, labels, bbox_targets, num_ohem, sigma
     Returns:
       loss_cls, loss_box: sums of ``ce`` and ``box`` over the selected RoIs, divided by ``k``
         (0 when no RoI is valid). The caller applies the x2 box weight.
+      With ``return_selected``, also ``selected``: int32 [k], the indices into ``R`` of the
+        selected RoIs.
     """
     labels = tf.convert_to_tensor(labels, tf.int32)
     num_classes = tf.shape(cls_score)[1]
@@ -66,6 +69,7 @@ def ohem_rcnn_losses(cls_score, bbox_pred, labels, bbox_targets, num_ohem, sigma
     box = tf.reduce_sum(smooth_l1(diff, sigma) * class_mask[:, :, None], axis=[1, 2])
 
     valid = tf.not_equal(labels, -1)
+    valid_index = tf.cast(tf.where(valid)[:, 0], tf.int32)
     ce = tf.boolean_mask(ce, valid)
     box = tf.boolean_mask(box, valid)
     k = tf.minimum(num_ohem, tf.size(ce))
@@ -73,4 +77,6 @@ def ohem_rcnn_losses(cls_score, bbox_pred, labels, bbox_targets, num_ohem, sigma
     denom = tf.cast(tf.maximum(k, 1), tf.float32)
     loss_cls = tf.divide(tf.reduce_sum(tf.gather(ce, index)), denom, name='ohem_cls_loss')
     loss_box = tf.divide(tf.reduce_sum(tf.gather(box, index)), denom, name='ohem_box_loss')
+    if return_selected:
+        return loss_cls, loss_box, tf.gather(valid_index, index)
     return loss_cls, loss_box

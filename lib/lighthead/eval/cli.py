@@ -48,7 +48,10 @@ def run_shard(cfg, network_cls, checkpoint, records, vis_dir=None, position=0, n
     detections = []
     try:
         for rec in tqdm(records, desc='shard %d' % position, position=position, leave=False):
-            det, raw = predictor.predict_file(rec['fpath'])
+            # eval_tile_size > 0: sliding windows merged by lighthead.eval.tiling (at most
+            # TEST.MAX_PER_IMAGE per window, no further cut per image).
+            det, raw = predictor.predict_file(rec['fpath'], cfg.eval_tile_size,
+                                              cfg.eval_tile_overlap)
             for box, score, cls in zip(det['boxes'], det['scores'], det['classes']):
                 detections.append({'image_id': rec['image_id'], 'category': int(cls),
                                    'score': float(score), 'box': [float(v) for v in box]})

@@ -2,7 +2,8 @@
 import numpy as np
 
 from lighthead.compat import tf
-from lighthead.data.transforms import load_test_image, normalize, resize_short_max
+from lighthead.data.transforms import load_test_image, normalize, read_image, resize_short_max
+from lighthead.eval.tiling import predict_tiled
 from lighthead.train.checkpoint import restore
 from lighthead.utils.tf_utils.inference_graph import frozen_session
 
@@ -50,9 +51,15 @@ class Predictor(object):
                              image_bgr.shape[1], 0]], np.float32)
         return self.predict(normalize(resized, cfg.image_mean)[None], im_info)
 
-    def predict_file(self, path):
-        """(detections, raw BGR image) for an image file."""
+    def predict_file(self, path, tile=0, overlap=0):
+        """(detections, raw BGR image) for an image file; ``tile > 0``: by sliding windows of
+        ``tile`` original-image pixels overlapping by ``overlap`` (:mod:`lighthead.eval.tiling`,
+        merged at IoU ``cfg.TEST.NMS``; each window keeps at most ``cfg.TEST.MAX_PER_IMAGE``,
+        the merged image is not cut further)."""
         cfg = self.cfg
+        if tile > 0:
+            raw = read_image(path)
+            return predict_tiled(self.predict_image, raw, tile, overlap, cfg.TEST.NMS), raw
         data, im_info, raw = load_test_image(path, cfg.eval_image_short_size,
                                              cfg.eval_image_max_size, cfg.image_mean)
         return self.predict(data, im_info), raw

@@ -75,3 +75,40 @@ def batch_norm(inputs, decay=0.999, center=True, scale=False, epsilon=0.001,
         if activation_fn is not None:
             outputs = activation_fn(outputs)
         return outputs
+
+
+@add_arg_scope
+def group_norm(inputs, groups=32, epsilon=1e-5, activation_fn=None, trainable=True,
+               reuse=None, scope=None):
+    """Group normalisation (Wu and He, 2018) over the last axis, as ``slim.group_norm``.
+
+    The ``C`` channels of each sample are split into ``groups`` contiguous groups; each group is
+    normalised by its own mean and variance over its channels and all the other non-batch axes,
+    then scaled by ``gamma`` and shifted by ``beta`` (per channel). No batch statistics, so the
+    same in training and inference and independent of the batch size.
+
+    Args:
+      inputs: float32 ``[N, ..., C]`` (NHWC images, or ``[N, C]``); C static and divisible by
+        ``groups``.
+    Variables: ``<scope>/gamma`` (ones) and ``<scope>/beta`` (zeros), shape ``[C]``; default
+    scope ``GroupNorm``. Returns a tensor with the shape of ``inputs``.
+    """
+    with tf.variable_scope(scope, 'GroupNorm', [inputs], reuse=reuse):
+        inputs = tf.convert_to_tensor(inputs)
+        channels = inputs.get_shape().as_list()[-1]
+        if channels is None or channels % groups:
+            raise ValueError('group_norm: %d groups do not divide the %s channels of %s'
+                             % (groups, channels, inputs.name))
+        gamma = model_variable('gamma', [channels], tf.ones_initializer(), trainable=trainable)
+        beta = model_variable('beta', [channels], tf.zeros_initializer(), trainable=trainable)
+        shape = tf.shape(inputs)
+        rank = inputs.get_shape().ndims
+        grouped = tf.reshape(inputs, tf.concat([shape[:-1], [groups, channels // groups]], 0))
+        axes = list(range(1, rank - 1)) + [rank]
+        mean, variance = tf.nn.moments(grouped, axes, keepdims=True)
+        grouped = (grouped - mean) * tf.math.rsqrt(variance + epsilon)
+        outputs = tf.reshape(grouped, shape) * gamma + beta
+        outputs.set_shape(inputs.get_shape())
+        if activation_fn is not None:
+            outputs = activation_fn(outputs)
+        return outputs

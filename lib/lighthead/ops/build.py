@@ -11,12 +11,18 @@ Outputs, in ``<out_dir>/tf-<tf.__version__>/``:
 Standalone on purpose: ``setup.py`` loads this file by path, so it imports no other lighthead
 module, and it imports TensorFlow (directly, for ``tf.sysconfig`` only) inside functions.
 
+GPU architectures: real code (``sm_XX``) for each of ``WANTED_CUDA_ARCHS`` that the installed nvcc
+lists in ``nvcc --list-gpu-arch``, plus PTX (``compute_XX``) for the newest of them; the
+``LIGHTHEAD_CUDA_ARCHS`` environment variable overrides that choice (see ``select_cuda_archs``).
+
 Command line: ``python -m lighthead.ops.build [--no-cuda] [--out DIR] [--verbose]``.
 """
 import argparse
 import hashlib
 import json
+import logging
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -32,17 +38,26 @@ GPU_LIB = 'psalign_pool_gpu.so'
 INFO_FILE = 'build_info.json'
 OP_SOURCE = 'psalign_pool_op.cc'
 CUDA_SOURCE = 'psalign_pool_op_gpu.cu.cc'
-CUDA_ARCH_FLAGS = [
-    '-gencode', 'arch=compute_80,code=sm_80',
-    '-gencode', 'arch=compute_90,code=sm_90',
-    '-gencode', 'arch=compute_90,code=compute_90',  # PTX for newer GPUs
-]
+CUDA_ARCH_ENV = 'LIGHTHEAD_CUDA_ARCHS'
+# V100, T4 / RTX 20xx, A100, RTX 30xx / A10 / A40, L4 / RTX 40xx, H100 / H200.
+WANTED_CUDA_ARCHS = (70, 75, 80, 86, 89, 90)
+# For an nvcc that cannot --list-gpu-arch (older than CUDA 11): the CUDA releases that compile each
+# wanted architecture, as (first release, first release without it or None).
+CUDA_RELEASES_OF_ARCH = {
+    70: ((9, 0), (13, 0)),
+    75: ((10, 0), None),
+    80: ((11, 0), None),
+    86: ((11, 1), None),
+    89: ((11, 8), None),
+    90: ((11, 8), None),
+}
 # TF's own headers use APIs they deprecate, and the op uses errors::* (kept for TF 1.15).
 QUIET_FLAGS = ['-Wno-deprecated-declarations']
 
 
 class BuildError(RuntimeError):
-    """A compiler or linker command failed; the message quotes the command and its output."""
+    """The build cannot go on: a compiler or linker command failed (the message quotes the command
+    and its output), or the build was misconfigured (the message names the setting)."""
 
 
 def tf_version():
@@ -157,16 +172,142 @@ def cuda_lib_dir(home):
     raise BuildError('libcudart_static.a not found under %s (lib64, lib, targets/*/lib)' % home)
 
 
-def build_cuda_library(output, tmp_dir, nvcc, verbose=False):
-    """nvcc the CUDA launchers, then g++ them with the op (GPU kernels registered) into output.
-    Returns the commands run."""
+def parse_list_gpu_arch(output):
+    """Architecture numbers (75 for ``compute_75``) in the output of ``nvcc --list-gpu-arch``, one
+    ``compute_XX`` a line; architecture-specific variants such as ``compute_90a`` are ignored."""
+    return {int(match.group(1)) for match in re.finditer(r'^\s*compute_(\d+)\s*$', output, re.M)}
+
+
+def parse_nvcc_release(version_output):
+    """(major, minor) from the ``release 12.4,`` of ``nvcc --version``; None if absent."""
+    match = re.search(r'\brelease (\d+)\.(\d+)', version_output)
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+def archs_of_release(release):
+    """The wanted architectures that CUDA ``release`` (major, minor) compiles, per
+    ``CUDA_RELEASES_OF_ARCH``."""
+    return {arch for arch, (first, dropped) in CUDA_RELEASES_OF_ARCH.items()
+            if first <= release and (dropped is None or release < dropped)}
+
+
+def format_archs(archs):
+    """Architecture numbers as compute capabilities, the way ``LIGHTHEAD_CUDA_ARCHS`` writes them:
+    ``[75, 90]`` -> ``'7.5 9.0'``."""
+    return ' '.join('%d.%d' % (arch // 10, arch % 10) for arch in archs)
+
+
+def parse_arch_override(value):
+    """Entries of a ``LIGHTHEAD_CUDA_ARCHS`` value: ``[(arch, with_ptx), ...]`` in the given order.
+
+    Syntax (as PyTorch's ``TORCH_CUDA_ARCH_LIST``): compute capabilities ``MAJOR.MINOR`` separated
+    by semicolons or spaces, each optionally suffixed ``+PTX``, e.g. ``"7.5;8.0;9.0+PTX"``.
+    Raises BuildError naming the variable and the bad entry.
+    """
+    entries = [entry for entry in re.split(r'[;\s]+', value) if entry]
+    if not entries:
+        raise BuildError('%s=%r names no GPU architecture; expected e.g. "7.5;8.0;9.0+PTX"'
+                         % (CUDA_ARCH_ENV, value))
+    parsed = []
+    for entry in entries:
+        match = re.match(r'^(\d+)\.(\d)(\+PTX)?$', entry)
+        if not match:
+            raise BuildError('%s: bad entry %r in %r; expected compute capabilities MAJOR.MINOR, '
+                             'optionally with +PTX, separated by ";" or spaces, e.g. '
+                             '"7.5;8.0;9.0+PTX"' % (CUDA_ARCH_ENV, entry, value))
+        parsed.append((int(match.group(1) + match.group(2)), bool(match.group(3))))
+    return parsed
+
+
+def select_cuda_archs(supported, env_value=None):
+    """The nvcc code targets to build, e.g. ``['sm_75', 'sm_80', 'sm_90', 'compute_90']``.
+
+    supported: architecture numbers the nvcc compiles (``parse_list_gpu_arch``), or None if unknown.
+    env_value: the value of ``LIGHTHEAD_CUDA_ARCHS``; None or blank selects the default rule.
+
+    Default: ``sm_XX`` for each of ``WANTED_CUDA_ARCHS`` in ``supported``, plus ``compute_XX``
+    (PTX, which the driver compiles for newer GPUs) for the newest of them. Override: ``sm_XX`` for
+    each entry and ``compute_XX`` for each ``+PTX`` entry; an entry outside ``supported`` is an
+    error. Real code comes first, by architecture, then PTX.
+    """
+    if env_value is None or not env_value.strip():
+        if supported is None:
+            raise BuildError('cannot tell which GPU architectures nvcc compiles; set %s, e.g. '
+                             '"7.5;8.0;9.0+PTX"' % CUDA_ARCH_ENV)
+        real = [arch for arch in WANTED_CUDA_ARCHS if arch in supported]
+        if not real:
+            raise BuildError('nvcc compiles none of the GPU architectures %s; set %s'
+                             % (format_archs(WANTED_CUDA_ARCHS), CUDA_ARCH_ENV))
+        ptx = [real[-1]]
+    else:
+        entries = parse_arch_override(env_value)
+        for arch, _ in entries:
+            if supported is not None and arch not in supported:
+                raise BuildError('%s: entry %d.%d is not supported by this nvcc, which compiles %s'
+                                 % (CUDA_ARCH_ENV, arch // 10, arch % 10,
+                                    format_archs(sorted(supported))))
+        real = sorted({arch for arch, _ in entries})
+        ptx = sorted({arch for arch, with_ptx in entries if with_ptx})
+    return ['sm_%d' % arch for arch in real] + ['compute_%d' % arch for arch in ptx]
+
+
+def gencode_flags(targets):
+    """nvcc flags for code targets from ``select_cuda_archs``: ``sm_XX`` -> ``-gencode
+    arch=compute_XX,code=sm_XX`` (real code), ``compute_XX`` -> ``code=compute_XX`` (PTX)."""
+    flags = []
+    for target in targets:
+        flags += ['-gencode', 'arch=compute_%s,code=%s' % (target.split('_')[1], target)]
+    return flags
+
+
+def query_nvcc(nvcc, option):
+    """stdout of ``nvcc option``, or None if it cannot run or fails (an unknown option)."""
+    try:
+        proc = subprocess.run([nvcc, option], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              universal_newlines=True)
+    except OSError:
+        return None
+    return proc.stdout if proc.returncode == 0 else None
+
+
+def nvcc_supported_archs(nvcc):
+    """Architecture numbers that ``nvcc`` compiles, from ``nvcc --list-gpu-arch`` (CUDA 11+). An
+    older nvcc lacks that option: then the wanted architectures its ``--version`` release
+    compiles, per ``CUDA_RELEASES_OF_ARCH``. None if neither answers."""
+    listed = query_nvcc(nvcc, '--list-gpu-arch')
+    archs = parse_list_gpu_arch(listed) if listed is not None else set()
+    if archs:
+        return archs
+    version = query_nvcc(nvcc, '--version')
+    release = parse_nvcc_release(version) if version is not None else None
+    return archs_of_release(release) if release else None
+
+
+def cuda_targets(nvcc):
+    """``select_cuda_archs`` for ``nvcc`` and ``$LIGHTHEAD_CUDA_ARCHS``; logs the wanted
+    architectures that the default rule leaves out because nvcc does not compile them."""
+    supported = nvcc_supported_archs(nvcc)
+    env_value = os.environ.get(CUDA_ARCH_ENV, '').strip() or None
+    targets = select_cuda_archs(supported, env_value)
+    if supported is not None and env_value is None:
+        left_out = [arch for arch in WANTED_CUDA_ARCHS if arch not in supported]
+        if left_out:
+            logging.getLogger(__name__).info(
+                '%s does not compile GPU architectures %s: left out of the CUDA library',
+                nvcc, format_archs(left_out))
+    return targets
+
+
+def build_cuda_library(output, tmp_dir, nvcc, targets, verbose=False):
+    """nvcc the CUDA launchers for the code ``targets`` (``select_cuda_archs``), then g++ them with
+    the op (GPU kernels registered) into output. Returns the commands run."""
     home = cuda_home(nvcc)
     compile_flags, _ = tf_flags()
     shim = cuda_include_shim(tmp_dir, home)
     obj = os.path.join(tmp_dir, 'psalign_pool_op_gpu.cu.o')
     nvcc_cmd = ([nvcc] + compile_flags + shim +
                 ['-DGOOGLE_CUDA=1', '-x', 'cu', '-Xcompiler', '-fPIC',
-                 '--expt-relaxed-constexpr', '-DNDEBUG', '-O3'] + CUDA_ARCH_FLAGS +
+                 '--expt-relaxed-constexpr', '-DNDEBUG', '-O3'] + gencode_flags(targets) +
                 ['-c', os.path.join(KERNEL_DIR, CUDA_SOURCE), '-o', obj])
     run_compiler(nvcc_cmd, verbose)
     link_cmd = compile_shared_library(
@@ -185,7 +326,8 @@ def build(out_dir, cuda='auto', verbose=False):
     renamed, so a concurrent reader never sees a partial file.
 
     Returns {'dir', 'tf_version', 'cpu': path, 'gpu': path or None, 'gpu_skipped': reason or
-    None, 'seconds': {'cpu': s, 'gpu': s}, 'sources': digest, 'commands': [...]}.
+    None, 'cuda_archs': code targets of the CUDA library (``select_cuda_archs``) or None,
+    'seconds': {'cpu': s, 'gpu': s}, 'sources': digest, 'commands': [...]}.
     """
     if cuda not in ('auto', True, False):
         raise ValueError("cuda must be 'auto', True or False, got %r" % (cuda,))
@@ -193,8 +335,8 @@ def build(out_dir, cuda='auto', verbose=False):
     target = build_dir(out_dir)
     os.makedirs(target, exist_ok=True)
     info = {'dir': target, 'tf_version': version, 'cpu': os.path.join(target, CPU_LIB),
-            'gpu': None, 'gpu_skipped': None, 'seconds': {}, 'sources': sources_digest(),
-            'commands': []}
+            'gpu': None, 'gpu_skipped': None, 'cuda_archs': None, 'seconds': {},
+            'sources': sources_digest(), 'commands': []}
     with tempfile.TemporaryDirectory(prefix='build-', dir=target) as tmp:
         start = time.time()
         tmp_cpu = os.path.join(tmp, CPU_LIB)
@@ -214,7 +356,8 @@ def build(out_dir, cuda='auto', verbose=False):
         if not info['gpu_skipped']:
             start = time.time()
             tmp_gpu = os.path.join(tmp, GPU_LIB)
-            commands = build_cuda_library(tmp_gpu, tmp, nvcc, verbose=verbose)
+            info['cuda_archs'] = cuda_targets(nvcc)
+            commands = build_cuda_library(tmp_gpu, tmp, nvcc, info['cuda_archs'], verbose=verbose)
             info['commands'] += [format_command(c) for c in commands]
             info['seconds']['gpu'] = round(time.time() - start, 1)
             info['gpu'] = os.path.join(target, GPU_LIB)
@@ -237,12 +380,15 @@ def main(argv=None):
     parser.add_argument('--no-cuda', action='store_true', help='skip the CUDA library')
     parser.add_argument('--verbose', action='store_true', help='print commands and their output')
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format='lighthead.ops.build: %(message)s')
     try:
         info = build(args.out, cuda=False if args.no_cuda else 'auto', verbose=args.verbose)
     except BuildError as e:
         print('lighthead.ops.build: ' + str(e), file=sys.stderr)
         return 1
-    print(json.dumps({k: info[k] for k in ('dir', 'cpu', 'gpu', 'gpu_skipped', 'seconds')},
+    print(json.dumps({k: info[k] for k in ('dir', 'cpu', 'gpu', 'gpu_skipped', 'cuda_archs',
+                                            'seconds')},
                      indent=1))
     return 0
 

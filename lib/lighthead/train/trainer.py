@@ -2,9 +2,15 @@
 
 Each tower computes ``loss / num_towers``; the last tower adds the weight decay once; the
 gradients are summed over towers, so the step equals the mean data-loss gradient plus the weight
-decay gradient, as the original. Variables live on ``/cpu:0``. The large separable conv
-(``conv_new*`` variables) gets its gradient multiplied by ``cfg.large_sep_conv_grad_mult``.
+decay gradient, as the original. Variables live on ``/cpu:0``. Each gradient is multiplied by
+the network's ``gradient_multiplier`` of its variable (the large separable conv's
+``cfg.large_sep_conv_grad_mult``).
+
+Every step also logs the gradient norm of each part of the detector (``network.part_of``) and
+the network's training-health figures (``get_health_collection``) to ``log/losses.csv``, and
+:class:`lighthead.train.health.HeadHealthCheck` warns when the head stays at chance.
 """
+import collections
 import json
 import logging
 import math
@@ -19,6 +25,7 @@ from lighthead.config import to_json
 from lighthead.data.pipeline import TrainDataFlow
 from lighthead.datasets import load_dataset
 from lighthead.train import checkpoint as ckpt
+from lighthead.train.health import HeadHealthCheck
 from lighthead.train.schedule import Schedule
 from lighthead.utils.devices import setup_towers
 from lighthead.utils.tf_utils.weights import load_pretrained
@@ -47,6 +54,10 @@ def _sum_gradients(tower_grads):
         with tf.device('/cpu:0'):
             summed.append((tf.add_n(grads) if len(grads) > 1 else grads[0], var))
     return summed
+
+
+def _scaled(grad, multiplier):
+    return grad if multiplier == 1.0 else grad * multiplier
 
 
 def _setup_logging(cfg):
@@ -113,8 +124,12 @@ class Trainer(object):
                 tower_losses.append(loss)
 
         grads = _sum_gradients(tower_grads)
-        mult = cfg.large_sep_conv_grad_mult
-        grads = [(g * mult if 'conv_new' in v.op.name else g, v) for g, v in grads]
+        grads = [(_scaled(g, self.network.gradient_multiplier(v)), v) for g, v in grads]
+        parts = collections.OrderedDict()
+        for g, v in grads:
+            parts.setdefault(self.network.part_of(v), []).append(g)
+        self.part_grad_norms = collections.OrderedDict(
+            ('grad_' + part, tf.global_norm(gs)) for part, gs in parts.items())
         # Checked after every step, before any checkpoint is written: a non-finite loss or
         # gradient stops the run, so no checkpoint ever holds the weights it produced.
         self.grad_norm = tf.global_norm([g for g, _ in grads], name='grad_norm')
@@ -126,6 +141,8 @@ class Trainer(object):
             self.train_op = optimizer.apply_gradients(grads, global_step=self.global_step)
         collection = self.network.get_train_collection()
         self.loss_tensors = [collection[k] / self.num_towers for k in LOSS_KEYS]
+        self.health_tensors = self.network.get_health_collection()
+        self.health_tensors.update(self.part_grad_norms)
         self.saver = tf.train.Saver(max_to_keep=None)
         self.init_op = tf.global_variables_initializer()
 
@@ -184,8 +201,11 @@ class Trainer(object):
             csv_path = os.path.join(cfg.log_dir, 'losses.csv')
             new_csv = not os.path.exists(csv_path) or step == 0
             csv = open(csv_path, 'w' if new_csv else 'a')
+            health_keys = list(self.health_tensors)
             if new_csv:
-                csv.write('step,epoch,lr,' + ','.join(LOSS_KEYS) + ',grad_norm,images_per_s,data_s\n')
+                csv.write('step,epoch,lr,' + ','.join(LOSS_KEYS) + ',grad_norm,images_per_s,'
+                          'data_s,' + ','.join(health_keys) + '\n')
+            health_check = HeadHealthCheck(cfg)
             flow = TrainDataFlow(dataset.records, cfg, self.num_towers, start_step=step)
             current_lr = None
             data_time = step_time = 0.0
@@ -200,8 +220,10 @@ class Trainer(object):
                     if lr != current_lr:
                         sess.run(self.set_lr, {self.lr_ph: lr})
                         current_lr = lr
-                    _, values, grad_norm = sess.run(
-                        [self.train_op, self.loss_tensors, self.grad_norm], self._feed(batches))
+                    _, values, grad_norm, health = sess.run(
+                        [self.train_op, self.loss_tensors, self.grad_norm, self.health_tensors],
+                        self._feed(batches))
+                    health = {k: float(v) for k, v in health.items()}
                     t2 = time.time()
                     if not all(math.isfinite(float(v)) for v in list(values) + [grad_norm]):
                         last = ckpt.latest_checkpoint(cfg.model_dump_dir)
@@ -220,13 +242,22 @@ class Trainer(object):
                     speed = self.images_per_step / max(t2 - t0, 1e-9)
                     losses = dict(zip(LOSS_KEYS, (float(v) for v in values)))
                     losses['grad_norm'] = float(grad_norm)
-                    csv.write('%d,%d,%.6g,%s,%.6g,%.3f,%.4f\n' % (
+                    csv.write('%d,%d,%.6g,%s,%.6g,%.3f,%.4f,%s\n' % (
                         step, epoch, lr, ','.join('%.6g' % losses[k] for k in LOSS_KEYS),
-                        grad_norm, speed, t1 - t0))
+                        grad_norm, speed, t1 - t0,
+                        ','.join('%.6g' % health[k] for k in health_keys)))
                     if step % cfg.log_interval == 0 or step + 1 == end:
-                        self._log(writer, logger, step, epoch, lr, losses, speed, t1 - t0)
+                        self._log(writer, logger, step, epoch, lr, losses, speed, t1 - t0,
+                                  health)
+                    warning = health_check.update(step, health, last_step=step + 1 == end)
+                    if warning:
+                        logger.warning(warning)
+                        tqdm.write('lighthead: ' + warning)
                     bar.set_postfix(ep=epoch + 1, lr='%.2g' % lr,
-                                    loss='%.3f' % losses['tot_losses'])
+                                    loss='%.3f' % losses['tot_losses'],
+                                    cls='%.3f' % losses['loss_cls'],
+                                    acc='%.2f/%.2f' % (health['acc_fg'], health['acc_bg']),
+                                    recall='%.2f' % health['rpn_recall'])
                     bar.update(1)
                     step += 1
                     if sched.is_epoch_end(step - 1):
@@ -253,10 +284,13 @@ class Trainer(object):
                     self.stats['images_per_s'], 100.0 * data_time / max(step_time, 1e-9)))
         return step
 
-    def _log(self, writer, logger, step, epoch, lr, losses, speed, data_s):
-        logger.info('epoch %d iter %d, %s, lr: %.6g, speed: %.2f img/s, data: %.3fs', epoch + 1,
-                    step, ', '.join('%s: %.4f' % kv for kv in losses.items()), lr, speed, data_s)
+    def _log(self, writer, logger, step, epoch, lr, losses, speed, data_s, health):
+        logger.info('epoch %d iter %d, %s, lr: %.6g, speed: %.2f img/s, data: %.3fs, health: %s',
+                    epoch + 1, step, ', '.join('%s: %.4f' % kv for kv in losses.items()), lr,
+                    speed, data_s, ', '.join('%s: %.4g' % kv for kv in health.items()))
         values = [tf.Summary.Value(tag='loss/' + k, simple_value=v) for k, v in losses.items()]
+        values += [tf.Summary.Value(tag='health/' + k, simple_value=v)
+                   for k, v in health.items() if math.isfinite(v)]
         values.append(tf.Summary.Value(tag='lr', simple_value=lr))
         values.append(tf.Summary.Value(tag='speed/images_per_s', simple_value=speed))
         values.append(tf.Summary.Value(tag='speed/data_s', simple_value=data_s))
