@@ -8,7 +8,8 @@ import pytest
 
 from lighthead.config import IMAGE_MEAN_BGR, apply_overrides, make_config
 from lighthead.data.augment import (adjust_colour, colour_factors, crop, random_crop, rot90,
-                                    rot90_boxes, vflip, vflip_boxes)
+                                    rot90_boxes, vflip)
+from lighthead.data.transforms import flip_boxes, hflip_boxes
 from lighthead.data.batch import BatchMaker, batch_settings
 from lighthead.datasets import make_record
 
@@ -62,7 +63,30 @@ def test_vflip_boxes_match_the_pixels():
     labels, rows = vflip(label_image(H, W, BOXES), BOXES)
     assert labels.shape == (H, W)
     assert_rows_are_label_boxes(labels, rows)
-    np.testing.assert_array_equal(vflip_boxes(BOXES, H)[:, [0, 2, 4]], BOXES[:, [0, 2, 4]])
+    np.testing.assert_array_equal(flip_boxes(BOXES, H, 0)[:, [0, 2, 4]], BOXES[:, [0, 2, 4]])
+
+
+@pytest.mark.parametrize('axis', [0, 1])
+def test_flip_boxes_match_the_pixels_on_either_axis(axis):
+    labels = label_image(H, W, BOXES)
+    rows = flip_boxes(BOXES, labels.shape[axis], axis)
+    assert rows.dtype == BOXES.dtype and rows is not BOXES
+    assert_rows_are_label_boxes(np.flip(labels, axis), rows)
+    kept = [0, 2, 4] if axis == 0 else [1, 3, 4]
+    np.testing.assert_array_equal(rows[:, kept], BOXES[:, kept])
+
+
+def test_flip_boxes_formulas_and_the_hflip_alias():
+    # Inclusive corners: x' = W - 1 - x on both ends, the two ends swapped (W = 40, H = 30).
+    box = BOXES[:1]   # (2, 3, 11, 7, 1)
+    np.testing.assert_array_equal(flip_boxes(box, W, 1), [[28, 3, 37, 7, 1]])
+    np.testing.assert_array_equal(flip_boxes(box, H, 0), [[2, 22, 11, 26, 1]])
+    np.testing.assert_array_equal(hflip_boxes(BOXES, W), flip_boxes(BOXES, W, 1))
+    before = BOXES.copy()
+    flip_boxes(BOXES, W, 1)
+    np.testing.assert_array_equal(BOXES, before)   # the input is left alone
+    with pytest.raises(ValueError, match='axis'):
+        flip_boxes(BOXES, W, 2)
 
 
 @pytest.mark.parametrize('k', [0, 1, 2, 3, 5, -1])

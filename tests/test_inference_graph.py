@@ -8,13 +8,16 @@ from lighthead.network import LightHeadNetwork
 from lighthead.utils.tf_utils.inference_graph import fold_batch_norms, frozen_inference_graph
 
 
-def randomise_batch_norms(sess, seed=0):
-    """Non-trivial BN parameters and statistics (the initial ones make BN the identity)."""
+def randomise_batch_norms(sess, seed=0, variance=(0.5, 1.5)):
+    """Non-trivial BN parameters and statistics (the initial ones make BN the identity);
+    ``moving_variance`` uniform in ``variance``."""
     rng = np.random.RandomState(seed)
     for var in tf.global_variables():
         shape = var.shape.as_list()
-        if var.op.name.endswith(('gamma', 'moving_variance')):
+        if var.op.name.endswith('gamma'):
             sess.run(var.assign(rng.uniform(0.5, 1.5, shape)))
+        elif var.op.name.endswith('moving_variance'):
+            sess.run(var.assign(rng.uniform(variance[0], variance[1], shape)))
         elif var.op.name.endswith(('beta', 'moving_mean')):
             sess.run(var.assign(rng.uniform(-0.5, 0.5, shape)))
 
@@ -67,7 +70,9 @@ def test_predictor_detections_are_the_same_with_folded_batch_norms(load_config, 
         net.inference('TEST', net.get_inputs())
         with tf.Session() as sess:
             sess.run(tf.global_variables_initializer())
-            randomise_batch_norms(sess)
+            # Variances near those of the He-initialised layers' outputs: with unit ones the
+            # random network's activations grow through the units and every score is 1.
+            randomise_batch_norms(sess, variance=(2.0, 6.0))
             tf.train.Saver().save(sess, prefix)
     image = np.random.RandomState(2).randint(0, 256, (150, 200, 3)).astype(np.uint8)
     results = []

@@ -242,3 +242,29 @@ def test_group_norm_matches_numpy_and_names_its_variables():
     assert names == ['gn/beta', 'gn/gamma']
     with tf.Graph().as_default(), pytest.raises(ValueError, match='do not divide'):
         group_norm(tf.constant(x), groups=4)
+
+
+@pytest.mark.parametrize('initializer, expected_std', [
+    (L.variance_scaling_initializer(), math.sqrt(2.0 / 9)),  # He: fan_in = 3 * 3
+    (L.xavier_initializer(), math.sqrt(2.0 / (9 + 9))),  # Glorot: fan_in = fan_out = 3 * 3
+])
+def test_depthwise_kernel_uses_its_own_fan(initializer, expected_std):
+    """A depthwise 3x3 unit sees 9 inputs whatever the channel count: its weights must not
+    shrink with C (the shape-read fan 9 * C gives sqrt(C) too small a scale)."""
+    stds = []
+    for channels in (16, 256):
+        x = tf.zeros([1, 8, 8, channels])
+        L.separable_conv2d(x, None, 3, weights_initializer=initializer, activation_fn=None,
+                           scope='dw%d' % channels)
+    values = run({c: tf.global_variables('dw%d/depthwise_weights' % c)[0] for c in (16, 256)})
+    for channels, w in values.items():
+        assert w.shape == (3, 3, channels, 1)
+        stds.append(w.std())
+        # He's truncated normal keeps its std; Glorot uniform has it by construction.
+        assert abs(w.std() - expected_std) < 0.12 * expected_std, (channels, w.std())
+    assert abs(stds[0] / stds[1] - 1.0) < 0.15
+
+
+def test_depthwise_initializer_leaves_other_initializers_alone():
+    normal = tf.random_normal_initializer(0.0, 0.01)
+    assert L.depthwise_initializer(normal, 64, 1) is normal

@@ -219,3 +219,18 @@ def test_dynamic_shapes():
                                                                       size: [64, 64]})
     np.testing.assert_array_equal(labels, [1, -1, -1])
     np.testing.assert_array_equal(roi_labels, [2, -1, 2, 2])
+
+
+def test_proposal_sampling_draws_fg_fraction_of_batch():
+    """batch_size > 0: at most round(fg_fraction * batch) fg, batch in all, the rest -1; the
+    labels that are kept are the unsampled labels."""
+    rois = [[0, 0, 9, 9]] * 10 + [[200, 200, 220, 220]] * 100  # 10 fg (+1 gt appended), 100 bg
+    gt = [[0, 0, 9, 9, 2]]
+    _, full, _ = _proposal_targets(rois, gt)
+    for batch, fg_fraction, want_fg, want_bg in ((8, 0.25, 2, 6), (40, 0.5, 11, 29),
+                                                 (1000, 0.25, 11, 100)):
+        _, labels, _ = _proposal_targets(rois, gt, batch_size=batch, fg_fraction=fg_fraction)
+        assert (labels == 2).sum() == want_fg and (labels == 0).sum() == want_bg
+        kept = labels >= 0
+        np.testing.assert_array_equal(labels[kept], full[kept])
+        assert ((labels == -1) | kept).all()

@@ -49,5 +49,7 @@ config = make_config(
     nr_dataflow=1,
     TRAIN=dict(RPN_PRE_NMS_TOP_N=6000, RPN_POST_NMS_TOP_N=500, OHEM_PER_IMAGE=128),
     TEST=dict(RPN_PRE_NMS_TOP_N=6000, RPN_POST_NMS_TOP_N=1000, MAX_PER_IMAGE=300),
+    # val AP per site: the Yellowstone tiles and the Florida OSBS_029 image apart
+    eval_groups={'YELL': '^2019_YELL', 'OSBS': '^OSBS'},
 )
 cfg = config

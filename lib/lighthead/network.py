@@ -265,7 +265,8 @@ class LightHeadNetwork(object):
                 r, lab, tgt = proposal_targets(
                     image_rois, gt, self.cfg.num_classes, fg_thresh=t.FG_THRESH,
                     bg_thresh_hi=t.BG_THRESH_HI, bg_thresh_lo=t.BG_THRESH_LO,
-                    bbox_stds=t.BBOX_NORMALIZE_STDS, ignore_ioa_thresh=t.IGNORE_IOA_THRESH)
+                    bbox_stds=t.BBOX_NORMALIZE_STDS, ignore_ioa_thresh=t.IGNORE_IOA_THRESH,
+                    batch_size=t.BATCH_SIZE, fg_fraction=t.FG_FRACTION)
                 out_rois.append(_with_batch_index(r, b))
                 out_labels.append(lab)
                 out_targets.append(tgt)

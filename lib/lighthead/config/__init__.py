@@ -9,6 +9,7 @@ import copy
 import importlib.util
 import json
 import os
+import re
 
 from easydict import EasyDict
 
@@ -43,6 +44,9 @@ def base_config():
     c.eval_image_max_size = None
     c.eval_tile_size = 0  # >0: evaluate by sliding windows of this many original-image pixels
     c.eval_tile_overlap = 0  # pixels shared by neighbouring windows (lighthead.eval.tiling)
+    # None, or {group name: regex searched in the image file name}: AP/AP50 per group (site)
+    c.eval_groups = None
+    c.eval_rpn_only = True  # also score the RPN proposals alone (class-agnostic AP)
     c.train_flip = True
     # Training augmentation beyond train_flip, all off (lighthead.data.batch.augment_settings)
     c.augment = EasyDict(vflip=False, rot90=False, brightness=0.0, contrast=0.0,
@@ -119,6 +123,10 @@ def base_config():
     c.TRAIN.FG_THRESH = 0.5
     c.TRAIN.BG_THRESH_HI = 0.5
     c.TRAIN.BG_THRESH_LO = 0.0
+    # RoIs per image drawn for the R-CNN loss (-1: all, the original; OHEM then selects) and
+    # the largest fg share of a draw.
+    c.TRAIN.BATCH_SIZE = -1
+    c.TRAIN.FG_FRACTION = 0.25
     c.TRAIN.OHEM_PER_IMAGE = 256
     c.TRAIN.BBOX_NORMALIZE_STDS = [0.1, 0.1, 0.2, 0.2]
 
@@ -152,8 +160,29 @@ def make_config(**overrides):
     return finalize(c)
 
 
+def _check_eval_keys(c):
+    """``eval_groups``: None or {name: regex}, each regex compiling; ``eval_rpn_only``: bool."""
+    groups = c.eval_groups
+    if groups is not None:
+        if not isinstance(groups, dict):
+            raise ValueError('eval_groups must be None or a dict {group name: regex on the '
+                             'image file name}, got %r' % (groups,))
+        for name, pattern in groups.items():
+            if not isinstance(pattern, str):
+                raise ValueError('eval_groups[%r] must be a regex string, got %r'
+                                 % (name, pattern))
+            try:
+                re.compile(pattern)
+            except re.error as e:
+                raise ValueError('eval_groups[%r]: %r is not a valid regular expression: %s'
+                                 % (name, pattern, e))
+    if not isinstance(c.eval_rpn_only, bool):
+        raise ValueError('eval_rpn_only must be True or False, got %r' % (c.eval_rpn_only,))
+
+
 def finalize(c):
     """Fill the derived values (num_classes, sizes, output folders) after any change."""
+    _check_eval_keys(c)
     c.num_classes = len(c.class_names)
     if c.eval_image_short_size is None:
         c.eval_image_short_size = c.image_short_size

@@ -13,6 +13,7 @@ Which of these a training batch uses, and in what order, is set by ``cfg.augment
 import numpy as np
 
 from ..datasets.tiles import clip_to_tile
+from .transforms import flip_boxes
 
 CROP_ATTEMPTS = 10  # random crop positions tried before giving up on cropping an image
 MIN_VISIBLE = 0.5  # a cropped box with less of its area inside becomes an ignore region
@@ -21,18 +22,10 @@ MIN_VISIBLE = 0.5  # a cropped box with less of its area inside becomes an ignor
 _GRAY_BGR = np.array([0.114, 0.587, 0.299], np.float32)
 
 
-def vflip_boxes(boxes, height):
-    """Boxes of the vertically flipped image of height ``height``: ``y1' = H - y2 - 1``,
-    ``y2' = H - y1 - 1``; other columns unchanged. Returns a new array."""
-    flipped = np.array(boxes, copy=True)
-    flipped[:, 1] = height - boxes[:, 3] - 1
-    flipped[:, 3] = height - boxes[:, 1] - 1
-    return flipped
-
-
 def vflip(img, boxes):
-    """Flip upside down: ``(img[::-1], boxes)`` with the boxes of :func:`vflip_boxes`."""
-    return np.ascontiguousarray(img[::-1]), vflip_boxes(boxes, img.shape[0])
+    """Flip upside down: ``(img[::-1], flip_boxes(boxes, H, axis=0))`` (see
+    :func:`lighthead.data.transforms.flip_boxes`)."""
+    return np.ascontiguousarray(img[::-1]), flip_boxes(boxes, img.shape[0], 0)
 
 
 def rot90_boxes(boxes, height, width, k):

@@ -52,13 +52,28 @@ def resize_short_max(img, short, max_size):
     return resize_by(img, short_max_scale(img.shape[0], img.shape[1], short, max_size))
 
 
-def hflip_boxes(boxes, width):
-    """Boxes of the horizontally flipped image of width ``width``: ``x1' = W - x2 - 1``,
-    ``x2' = W - x1 - 1``; other columns unchanged. Returns a new array."""
+# Box columns ``(lo, hi)`` of each image axis: 0 (rows) holds y1, y2; 1 (columns) x1, x2.
+_AXIS_COLUMNS = {0: (1, 3), 1: (0, 2)}
+
+
+def flip_boxes(boxes, size, axis):
+    """Boxes of the image flipped along its ``axis`` (as ``np.flip(img, axis)``) of
+    ``size = img.shape[axis]`` pixels: axis 1 flips left-right, ``x1' = W - x2 - 1``,
+    ``x2' = W - x1 - 1``; axis 0 upside down, ``y1' = H - y2 - 1``, ``y2' = H - y1 - 1``
+    (inclusive corners). Other columns unchanged. Returns a new array of the same dtype."""
+    if axis not in _AXIS_COLUMNS:
+        raise ValueError('flip_boxes: axis must be 0 (vertical) or 1 (horizontal), not %r'
+                         % (axis,))
+    lo, hi = _AXIS_COLUMNS[axis]
     flipped = np.array(boxes, copy=True)
-    flipped[:, 0] = width - boxes[:, 2] - 1
-    flipped[:, 2] = width - boxes[:, 0] - 1
+    flipped[:, lo] = size - boxes[:, hi] - 1
+    flipped[:, hi] = size - boxes[:, lo] - 1
     return flipped
+
+
+def hflip_boxes(boxes, width):
+    """:func:`flip_boxes` left-right: ``flip_boxes(boxes, width, 1)``."""
+    return flip_boxes(boxes, width, 1)
 
 
 def normalize(img_bgr_uint8, mean_bgr):

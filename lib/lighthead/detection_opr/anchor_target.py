@@ -4,15 +4,8 @@ Boxes are ``[x1, y1, x2, y2]`` float32 with inclusive corners; IoU uses the +1 c
 """
 from lighthead.compat import tf
 from lighthead.detection_opr import boxes as box_ops
-from lighthead.detection_opr.matching import argmax_or_dummy, max_with_zero, split_gt
-
-
-def _disable_beyond(labels, value, keep, seed):
-    """Set all but a random ``keep`` of the entries equal to ``value`` in ``labels`` to -1."""
-    idx = tf.cast(tf.where(tf.equal(labels, value))[:, 0], tf.int32)
-    idx = tf.random.shuffle(idx, seed=seed)
-    drop = tf.scatter_nd(idx[keep:, None], tf.ones_like(idx[keep:], tf.int32), tf.shape(labels))
-    return tf.where(drop > 0, -tf.ones_like(labels), labels)
+from lighthead.detection_opr.matching import (argmax_or_dummy, max_with_zero, split_gt,
+                                              subsample_labels)
 
 
 def anchor_targets(anchors, gt_boxes, im_height, im_width, *, positive_overlap=0.7,
@@ -62,10 +55,7 @@ def anchor_targets(anchors, gt_boxes, im_height, im_width, *, positive_overlap=0
     in_ignore = max_with_zero(box_ops.ioa(anchors, ignore)) > ignore_ioa_thresh
     labels = tf.where(in_ignore & tf.not_equal(labels, 1), -ones, labels)
 
-    max_fg = int(fg_fraction * batch_size)
-    labels = _disable_beyond(labels, 1, max_fg, seed)
-    num_fg = tf.reduce_sum(tf.cast(tf.equal(labels, 1), tf.int32))
-    labels = _disable_beyond(labels, 0, batch_size - num_fg, None if seed is None else seed + 1)
+    labels = subsample_labels(labels, batch_size, int(fg_fraction * batch_size), seed)
 
     # The dummy gt row is only picked when there is no real gt, i.e. for no fg anchor.
     gt_pad = tf.concat([real[:, :4], tf.constant([[0.0, 0.0, 15.0, 15.0]])], axis=0)

@@ -33,3 +33,26 @@ def argmax_or_dummy(overlaps):
     there is no gt at all.
     """
     return tf.argmax(_with_column(overlaps, -1.0), axis=1, output_type=tf.int32)
+
+
+def _disable_beyond(labels, mask, keep, seed):
+    """Set all but a random ``keep`` of the entries of ``labels`` where ``mask`` to -1."""
+    idx = tf.cast(tf.where(mask)[:, 0], tf.int32)
+    idx = tf.random.shuffle(idx, seed=seed)
+    drop = tf.scatter_nd(idx[keep:, None], tf.ones_like(idx[keep:], tf.int32), tf.shape(labels))
+    return tf.where(drop > 0, -tf.ones_like(labels), labels)
+
+
+def subsample_labels(labels, batch_size, max_fg, seed=None):
+    """Keep a random draw of fg (label > 0) and bg (label 0) entries, set the rest to -1.
+
+    Args:
+      labels: [N] int32, -1 for entries already excluded.
+      batch_size: int, the most entries kept in all.
+      max_fg: int, the most fg entries kept; bg fill up to ``batch_size``.
+      seed: op seed of the two shuffles (``seed`` and ``seed + 1``); None for unseeded.
+    """
+    labels = _disable_beyond(labels, labels > 0, max_fg, seed)
+    num_fg = tf.reduce_sum(tf.cast(labels > 0, tf.int32))
+    return _disable_beyond(labels, tf.equal(labels, 0), batch_size - num_fg,
+                           None if seed is None else seed + 1)

@@ -7,6 +7,15 @@ metrics to ``eval_dump/epoch_N_metrics.json``; the COCO summary and a per-class 
 appended to ``eval_dump/results.txt``; VOC datasets also get the VOC07 11-point and area mAP.
 ``-s`` draws detections into ``vis_epoch_N/``. ``--precision bf16`` runs the graph with oneDNN
 auto mixed precision and names its files ``epoch_N_bf16*``.
+
+``eval_groups = {name: regex}`` adds AP and AP50 per group of val images (regex searched in the
+image file name, e.g. one group per site): ``groups`` in the metrics JSON and a table in
+results.txt. ``eval_rpn_only = True`` (default) also scores the RPN alone: the graph's
+``proposals/{boxes,scores}`` (the best ``TEST.MAX_PER_IMAGE`` proposals by objectness, fetched in
+the same session run as the detections) as class-agnostic detections of category 1 (pycocotools
+``useCats = 0`` when there are several classes), overall and per group: ``rpn_only`` in the
+metrics JSON, ``eval_dump/epoch_N_rpn_only.json`` (COCO results) and the ``RPN-only AP`` columns
+of the table. The gap between the two APs is what the R-CNN head adds.
 """
 import argparse
 import json
@@ -18,7 +27,7 @@ from tqdm import tqdm
 
 from lighthead.datasets import load_dataset
 from lighthead.datasets.convert import dataset_to_coco
-from lighthead.eval.coco_eval import coco_evaluate, per_class_table
+from lighthead.eval.coco_eval import coco_evaluate, group_table, load_coco_gt, per_class_table
 from lighthead.eval.voc_eval import voc_evaluate
 from lighthead.train.checkpoint import epoch_checkpoint, list_checkpoints
 from lighthead.utils.session import PRECISIONS
@@ -39,13 +48,16 @@ def build_parser():
 
 def run_shard(cfg, network_cls, checkpoint, records, vis_dir=None, position=0, num_shards=1,
               precision='fp32'):
-    """Detections for ``records``: a list of dicts (image_id, category, score, box)."""
+    """``(detections, proposals)`` for ``records``: lists of dicts (image_id, category, score,
+    box); ``proposals`` (category 1) is None unless ``cfg.eval_rpn_only`` and the network
+    outputs them."""
     from lighthead.eval.predictor import Predictor
     from lighthead.utils.session import session_config
     from lighthead.utils.vis import draw_detections, write_png
     threads = max(1, (os.cpu_count() or 1) // num_shards)
-    predictor = Predictor(cfg, network_cls(), checkpoint, session_config(threads, precision))
-    detections = []
+    predictor = Predictor(cfg, network_cls(), checkpoint, session_config(threads, precision),
+                          proposals=cfg.eval_rpn_only)
+    detections, proposals = [], []
     try:
         for rec in tqdm(records, desc='shard %d' % position, position=position, leave=False):
             # eval_tile_size > 0: sliding windows merged by lighthead.eval.tiling (at most
@@ -55,6 +67,10 @@ def run_shard(cfg, network_cls, checkpoint, records, vis_dir=None, position=0, n
             for box, score, cls in zip(det['boxes'], det['scores'], det['classes']):
                 detections.append({'image_id': rec['image_id'], 'category': int(cls),
                                    'score': float(score), 'box': [float(v) for v in box]})
+            if predictor.proposals:
+                for box, score in zip(det['proposal_boxes'], det['proposal_scores']):
+                    proposals.append({'image_id': rec['image_id'], 'category': 1,
+                                      'score': float(score), 'box': [float(v) for v in box]})
             if vis_dir:
                 image = draw_detections(raw, det['boxes'], det['scores'], det['classes'],
                                         cfg.class_names, cfg.TEST.VIS_THRESH)
@@ -62,7 +78,7 @@ def run_shard(cfg, network_cls, checkpoint, records, vis_dir=None, position=0, n
                 write_png(os.path.join(vis_dir, name + '.png'), image)
     finally:
         predictor.close()
-    return detections
+    return detections, (proposals if predictor.proposals else None)
 
 
 def _run_shard_star(args):
@@ -71,7 +87,8 @@ def _run_shard_star(args):
 
 def detect_all(cfg, network_cls, checkpoint, records, num_shards, vis_dir=None,
                precision='fp32'):
-    """Run all records, sharded contiguously over ``num_shards`` processes."""
+    """Run all records, sharded contiguously over ``num_shards`` processes; returns
+    ``(detections, proposals)`` as :func:`run_shard`."""
     if num_shards <= 1:
         return run_shard(cfg, network_cls, checkpoint, records, vis_dir, precision=precision)
     k = (len(records) + num_shards - 1) // num_shards
@@ -80,7 +97,10 @@ def detect_all(cfg, network_cls, checkpoint, records, num_shards, vis_dir=None,
             for i, s in enumerate(shards) if s]
     with multiprocessing.get_context('spawn').Pool(len(jobs)) as pool:
         parts = pool.map(_run_shard_star, jobs)
-    return [d for part in parts for d in part]
+    detections = [d for part, _ in parts for d in part]
+    if any(p is None for _, p in parts):
+        return detections, None
+    return detections, [d for _, part in parts for d in part]
 
 
 def to_coco_results(detections, category_ids):
@@ -93,6 +113,31 @@ def to_coco_results(detections, category_ids):
                     'bbox': [round(x1, 2), round(y1, 2), round(x2 - x1 + 1, 2),
                              round(y2 - y1 + 1, 2)]})
     return out
+
+
+def evaluate_results(gt, results, rpn_results=None, groups=None, class_agnostic_rpn=False):
+    """COCO metrics of ``results`` (COCO results list) against ``gt`` (path, dict or ``COCO``),
+    overall and per group (``groups``: ``{name: regex on the image file name}`` or None), and
+    of the RPN-only ``rpn_results`` (None: not measured) scored the same way, class-agnostic
+    (``useCats = 0``) when ``class_agnostic_rpn``.
+
+    Returns ``(metrics, summary, table)``: metrics as :func:`coco_evaluate`'s, plus
+    ``rpn_only`` (the 12 numbers, ``images`` and ``groups``) when ``rpn_results`` is given;
+    summary: COCOeval's printout of ``results``; table: :func:`group_table` text, '' when
+    there are neither groups nor RPN results.
+    """
+    coco_gt = load_coco_gt(gt) if not hasattr(gt, 'loadRes') else gt
+    groups = dict(groups) if groups else None
+    metrics, summary = coco_evaluate(coco_gt, results, groups)
+    rpn_metrics = None
+    if rpn_results is not None:
+        rpn_metrics, _ = coco_evaluate(coco_gt, rpn_results, groups,
+                                       class_agnostic=class_agnostic_rpn)
+        rpn_metrics.pop('per_class')
+        rpn_metrics.pop('ungrouped_images', None)
+        metrics['rpn_only'] = rpn_metrics
+    table = group_table(metrics, rpn_metrics) if (groups or rpn_metrics is not None) else ''
+    return metrics, summary, table
 
 
 def evaluate_epoch(cfg, network_cls, epoch, dataset, gt, num_shards=1, show=False,
@@ -110,17 +155,29 @@ def evaluate_epoch(cfg, network_cls, epoch, dataset, gt, num_shards=1, show=Fals
         vis_dir = os.path.join(cfg.eval_dir, 'vis_' + name)
         os.makedirs(vis_dir, exist_ok=True)
     start = time.time()
-    detections = detect_all(cfg, network_cls, checkpoint, dataset.records, num_shards, vis_dir,
-                            precision)
+    detections, proposals = detect_all(cfg, network_cls, checkpoint, dataset.records,
+                                       num_shards, vis_dir, precision)
     seconds = time.time() - start
     results = to_coco_results(detections, dataset.category_ids)
     dump = os.path.join(cfg.eval_dir, name + '.json')
     with open(dump, 'w') as f:
         json.dump(results, f)
-    metrics, summary = coco_evaluate(gt, results)
+    rpn_results = None
+    if proposals is not None:
+        rpn_results = to_coco_results(proposals, dataset.category_ids)
+        with open(os.path.join(cfg.eval_dir, name + '_rpn_only.json'), 'w') as f:
+            json.dump(rpn_results, f)
+    metrics, summary, table = evaluate_results(
+        gt, results, rpn_results, cfg.eval_groups or None,
+        class_agnostic_rpn=len(dataset.class_names) > 2)
     text = ['', 'evaluation epoch %d, %s (%d images, %.1f s)' % (
         epoch, precision, len(dataset.records), seconds),
             summary.rstrip('\n'), per_class_table(metrics['per_class']).rstrip('\n')]
+    if table:
+        text.append(table.rstrip('\n'))
+    if cfg.eval_rpn_only and proposals is None:
+        text.append('RPN-only AP: not measured (the network has no proposal_boxes/'
+                    'proposal_scores test outputs)')
     if cfg.dataset_format == 'voc':
         voc = voc_evaluate(dataset.records, detections, dataset.class_names)
         metrics['voc'] = voc

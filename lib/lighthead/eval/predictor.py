@@ -16,9 +16,15 @@ class Predictor(object):
 
     ``predict*`` return dicts of numpy arrays: ``boxes`` float32 [N, 4] (x1, y1, x2, y2,
     inclusive, original-image pixels), ``scores`` float32 [N], ``classes`` int32 [N] (1..C-1).
+    With ``proposals=True`` they also hold the RPN alone, from the same session run:
+    ``proposal_boxes`` float32 [P, 4] (same convention) and ``proposal_scores`` float32 [P]
+    (objectness), the graph's ``proposals/boxes`` and ``proposals/scores`` (the best
+    ``TEST.MAX_PER_IMAGE`` proposals). ``self.proposals`` says whether they are given: False
+    when not asked for, or when the network's test outputs have no ``proposal_boxes``.
     """
 
-    def __init__(self, cfg, network, checkpoint, session_config=None, fold_bn=True):
+    def __init__(self, cfg, network, checkpoint, session_config=None, fold_bn=True,
+                 proposals=False):
         self.cfg = cfg
         self.graph = tf.Graph()
         with self.graph.as_default():
@@ -33,14 +39,23 @@ class Predictor(object):
             self.graph = self.sess.graph
             self.inputs = [named['data'], named['im_info']]
             self.outputs = {k: named[k] for k in self.outputs}
+        self.proposals = bool(proposals) and all(
+            k in self.outputs for k in ('proposal_boxes', 'proposal_scores'))
 
     def predict(self, data, im_info):
         """Detections for one prepared image: ``data`` [1, H, W, 3], ``im_info`` [1, 6]."""
-        fetch = {k: self.outputs[k] for k in ('boxes', 'scores', 'classes')}
-        out = self.sess.run(fetch, {self.inputs[0]: data, self.inputs[1]: im_info})
-        return {'boxes': np.asarray(out['boxes'], np.float32).reshape(-1, 4),
-                'scores': np.asarray(out['scores'], np.float32).reshape(-1),
-                'classes': np.asarray(out['classes'], np.int32).reshape(-1)}
+        keys = ('boxes', 'scores', 'classes')
+        if self.proposals:
+            keys += ('proposal_boxes', 'proposal_scores')
+        out = self.sess.run({k: self.outputs[k] for k in keys},
+                            {self.inputs[0]: data, self.inputs[1]: im_info})
+        det = {'boxes': np.asarray(out['boxes'], np.float32).reshape(-1, 4),
+               'scores': np.asarray(out['scores'], np.float32).reshape(-1),
+               'classes': np.asarray(out['classes'], np.int32).reshape(-1)}
+        if self.proposals:
+            det['proposal_boxes'] = np.asarray(out['proposal_boxes'], np.float32).reshape(-1, 4)
+            det['proposal_scores'] = np.asarray(out['proposal_scores'], np.float32).reshape(-1)
+        return det
 
     def predict_image(self, image_bgr):
         """Detections for a BGR uint8 image."""

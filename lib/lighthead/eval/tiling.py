@@ -31,6 +31,10 @@ Detections inside one window are never merged by rule 1 or the piece rule of 2 (
 own NMS has already dealt with them). One window only: ``predict_fn``'s result, unchanged.
 Detections per image: each window keeps what ``predict_fn`` gives (a Predictor: at most
 ``cfg.TEST.MAX_PER_IMAGE``); the merged list is cut only when ``max_per_image`` is given.
+
+**RPN proposals.** When ``predict_fn`` also gives ``proposal_boxes`` and ``proposal_scores``
+(a Predictor made with ``proposals=True``), they are shifted and merged by the same rule as
+one class, and returned under the same keys (for the RPN-only AP of :mod:`lighthead.eval.cli`).
 """
 import numpy as np
 
@@ -141,25 +145,37 @@ def predict_tiled(predict_fn, image_bgr, tile, overlap, nms_thresh, max_per_imag
     original-image pixels; ``nms_thresh`` is the IoU of rule 2 (e.g. ``cfg.TEST.NMS``);
     ``max_per_image``: keep at most this many (None: all; each window is already limited by
     ``predict_fn``). Returns the same dict in image pixels: ``boxes`` float32 [N, 4]
-    (inclusive), ``scores`` float32 [N] by descending score, ``classes`` int32 [N].
+    (inclusive), ``scores`` float32 [N] by descending score, ``classes`` int32 [N]; plus
+    ``proposal_boxes`` and ``proposal_scores``, merged as one class, when ``predict_fn`` gives
+    them (``max_per_image`` cuts them too).
     """
     height, width = image_bgr.shape[:2]
     origins = window_origins(height, width, tile, overlap)
     win_h, win_w = min(tile, height), min(tile, width)
     if len(origins) == 1:
         return _first(predict_fn(image_bgr), max_per_image)
-    boxes, scores, classes, windows, cut = [], [], [], [], []
+    parts = {'': [], 'proposal_': []}  # per window: (boxes, scores, classes, window, cut)
     for index, (x, y) in enumerate(origins):
         det = predict_fn(np.ascontiguousarray(image_bgr[y:y + win_h, x:x + win_w]))
-        shifted = np.asarray(det['boxes'], np.float32).reshape(-1, 4) + np.float32([x, y, x, y])
-        boxes.append(shifted)
-        scores.append(np.asarray(det['scores'], np.float32).reshape(-1))
-        classes.append(np.asarray(det['classes'], np.int32).reshape(-1))
-        windows.append(np.full(len(shifted), index, np.int64))
-        cut.append(_cut_flags(shifted, (x, y, x + win_w - 1, y + win_h - 1), height, width,
-                              edge_margin))
-    boxes, classes, windows, cut = (np.concatenate(a) for a in (boxes, classes, windows, cut))
-    keep, merged_scores = merge_windows(boxes, np.concatenate(scores), classes, windows, cut,
-                                        nms_thresh)
-    return _first({'boxes': boxes[keep], 'scores': merged_scores[keep],
-                   'classes': classes[keep]}, max_per_image)
+        window = (x, y, x + win_w - 1, y + win_h - 1)
+        for prefix in parts:
+            if prefix + 'boxes' not in det:
+                continue
+            shifted = (np.asarray(det[prefix + 'boxes'], np.float32).reshape(-1, 4) +
+                       np.float32([x, y, x, y]))
+            scores = np.asarray(det[prefix + 'scores'], np.float32).reshape(-1)
+            classes = (np.asarray(det['classes'], np.int32).reshape(-1) if not prefix else
+                       np.ones(len(scores), np.int32))  # proposals: one class
+            parts[prefix].append((shifted, scores, classes, np.full(len(scores), index, np.int64),
+                                  _cut_flags(shifted, window, height, width, edge_margin)))
+    out = {}
+    for prefix, windows_parts in parts.items():
+        if not windows_parts:
+            continue
+        boxes, scores, classes, windows, cut = (np.concatenate(a) for a in zip(*windows_parts))
+        keep, merged_scores = merge_windows(boxes, scores, classes, windows, cut, nms_thresh)
+        out[prefix + 'boxes'] = boxes[keep]
+        out[prefix + 'scores'] = merged_scores[keep]
+        if not prefix:
+            out['classes'] = classes[keep]
+    return _first(out, max_per_image)

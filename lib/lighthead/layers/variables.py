@@ -13,6 +13,25 @@ def variance_scaling_initializer():
                                            distribution='truncated_normal')
 
 
+def depthwise_initializer(initializer, channels, depth_multiplier):
+    """``initializer`` with the fans of a depthwise kernel ``[kh, kw, C, M]``.
+
+    Each input channel is convolved on its own, so a unit sees ``kh * kw`` inputs, not the
+    ``kh * kw * C`` that variance scaling reads from the shape; taken as is, the weights start
+    ``sqrt(C)`` too small (and, followed by BN, train with a ``C`` times larger effective
+    step). A variance-scaling initializer (He, Glorot) gets its scale corrected; any other is
+    returned unchanged.
+    """
+    if not isinstance(initializer, tf.variance_scaling_initializer):
+        return initializer
+    # Shape-read fan over true fan: fan_in 9C / 9, fan_avg (9C + 9M) / (9 + 9M); fan_out is right.
+    correction = {'fan_in': float(channels), 'fan_out': 1.0,
+                  'fan_avg': (channels + depth_multiplier) / (1.0 + depth_multiplier)}
+    return tf.variance_scaling_initializer(
+        scale=initializer.scale * correction[initializer.mode], mode=initializer.mode,
+        distribution=initializer.distribution, seed=initializer.seed)
+
+
 def l2_regularizer(scale):
     """``scale * tf.nn.l2_loss(w)`` = ``scale * 0.5 * ||w||^2``, as slim's ``l2_regularizer``.
 
