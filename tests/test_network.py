@@ -99,7 +99,10 @@ def test_experiment_builds_and_runs_at_an_odd_size(name, load_network):
         assert [detections[k] for k in ('boxes', 'scores', 'classes', 'num')] == tensors
         with tf.Session(graph=graph) as sess:
             sess.run(tf.global_variables_initializer())
-            out = sess.run(collection, {inputs[0]: data[:1], inputs[1]: test_info})
+            proposals = [graph.get_tensor_by_name(n) for n in ('proposals/boxes:0',
+                                                                 'proposals/scores:0')]
+            out, (prop_boxes, prop_scores) = sess.run(
+                [collection, proposals], {inputs[0]: data[:1], inputs[1]: test_info})
     det_boxes, scores, classes = (out['detections/boxes'], out['detections/scores'],
                                   out['detections/classes'])
     num = int(out['detections/num'])
@@ -117,6 +120,13 @@ def test_experiment_builds_and_runs_at_an_odd_size(name, load_network):
     assert out['cls_prob'].shape == (len(rois), cfg.num_classes)
     assert np.allclose(out['cls_prob'].sum(axis=1), 1.0, atol=1e-5)
     assert out['bbox_pred'].shape == (len(rois), 4 * cfg.num_classes)
+    # The RPN alone: proposals through the detections' NMS and cap, by objectness.
+    assert 0 < len(prop_boxes) <= min(len(rois), cfg.TEST.MAX_PER_IMAGE)
+    assert prop_boxes.shape == (len(prop_scores), 4) and np.all(np.diff(prop_scores) <= 0)
+    assert np.all(prop_boxes[:, 2] <= orig_w - 1) and np.all(prop_boxes[:, 3] <= orig_h - 1)
+    overlaps = iou_np(prop_boxes, prop_boxes) - np.eye(len(prop_boxes))
+    # tf.image NMS measures IoU without the +1: allow for the difference.
+    assert overlaps.max() <= cfg.TEST.NMS + 0.05
 
 
 def deterministic_values(variable):

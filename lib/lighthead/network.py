@@ -324,13 +324,15 @@ class LightHeadNetwork(object):
             out['scores'] = tf.identity(scores, name='scores')
             out['classes'] = tf.identity(classes, name='classes')
             out['num'] = tf.identity(tf.shape(scores)[0], name='num')
-        # The RPN alone: the best MAX_PER_IMAGE proposals by objectness (already sorted), in
-        # original-image pixels, so the head's contribution can be measured against them.
+        # The RPN alone, so the head's contribution can be measured against it: the proposals
+        # by objectness through the detections' NMS (TEST.NMS) and cap (MAX_PER_IMAGE), in
+        # original-image pixels.
         with tf.name_scope('proposals/'):
-            top = tf.minimum(t.MAX_PER_IMAGE, tf.shape(rois)[0])
-            boxes = box_ops.clip(rois[:top, 1:] / im_info[0, 2], im_info[0, 3], im_info[0, 4])
-            out['proposal_boxes'] = tf.identity(boxes, name='boxes')
-            out['proposal_scores'] = tf.identity(self.proposal_scores[:top], name='scores')
+            boxes = box_ops.clip(rois[:, 1:] / im_info[0, 2], im_info[0, 3], im_info[0, 4])
+            keep = tf.image.non_max_suppression(boxes, self.proposal_scores, t.MAX_PER_IMAGE,
+                                                iou_threshold=t.NMS)
+            out['proposal_boxes'] = tf.gather(boxes, keep, name='boxes')
+            out['proposal_scores'] = tf.gather(self.proposal_scores, keep, name='scores')
         return out
 
 
