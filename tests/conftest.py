@@ -1,12 +1,9 @@
 """Shared fixtures: experiment configs loaded by file path, a tiny synthetic dataset."""
-import importlib.util
 import os
-import sys
-import types
 
 import pytest
 
-from lighthead.config import REPO_ROOT, apply_overrides, load_experiment_config
+from lighthead.config import REPO_ROOT, apply_overrides, load_experiment, load_experiment_config
 from lighthead.datasets.synthetic import generate
 
 EXPERIMENTS_DIR = os.path.join(REPO_ROOT, 'experiments')
@@ -35,24 +32,13 @@ def load_config(output_dir):
 
 
 @pytest.fixture
-def load_network(load_config, monkeypatch):
-    """Function ``(name, overrides=()) -> (Network class, config)`` of an experiment.
-
-    ``experiments/<name>/network_desp.py`` runs ``from config import config``: a module holding
-    the freshly loaded config (overrides applied) stands in for ``config`` in ``sys.modules``
-    until the test ends.
-    """
+def load_network(load_config):
+    """Function ``(name, overrides=()) -> (Network class, config)`` of an experiment, through
+    :func:`lighthead.config.load_experiment` (its ``network_desp.Network``, bound to the
+    freshly loaded config with the overrides applied)."""
     def load(name, overrides=()):
-        cfg = load_config(name, overrides)
-        stand_in = types.ModuleType('config')
-        stand_in.config = cfg
-        monkeypatch.setitem(sys.modules, 'config', stand_in)
-        path = os.path.join(EXPERIMENTS_DIR, name, 'network_desp.py')
-        spec = importlib.util.spec_from_file_location('lighthead_test_network_desp_%s' % name,
-                                                      path)
-        desp = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(desp)
-        return desp.Network, cfg
+        cfg, network_cls = load_experiment(os.path.join(EXPERIMENTS_DIR, name), overrides)
+        return network_cls, cfg
     return load
 
 

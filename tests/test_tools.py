@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 
 from lighthead.compat import tf
-from lighthead.config import load_experiment_config
-from lighthead.network import LightHeadNetwork
+from lighthead.config import load_experiment, load_experiment_config
 from lighthead.utils import benchmark, session
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..'))
@@ -41,15 +40,21 @@ def _run(args):
 
 
 @pytest.fixture(scope='module')
-def quickstart_cfg():
-    return load_experiment_config(QUICKSTART)
+def quickstart():
+    """``(config, Network)`` of the quickstart experiment (``Network()`` is bound to it)."""
+    return load_experiment(QUICKSTART)
 
 
 @pytest.fixture(scope='module')
-def random_checkpoint(tmp_path_factory, quickstart_cfg):
+def quickstart_cfg(quickstart):
+    return quickstart[0]
+
+
+@pytest.fixture(scope='module')
+def random_checkpoint(tmp_path_factory, quickstart):
     """A checkpoint of a randomly initialised quickstart test graph."""
     prefix = str(tmp_path_factory.mktemp('ckpt') / 'random.ckpt')
-    net = LightHeadNetwork(quickstart_cfg)
+    net = quickstart[1]()
     with tf.Graph().as_default():
         tf.set_random_seed(7)
         net.inference('TEST', net.get_inputs())
@@ -62,6 +67,7 @@ def random_checkpoint(tmp_path_factory, quickstart_cfg):
 def test_load_experiment_config_by_path(quickstart_cfg):
     assert quickstart_cfg.exp_name == 'quickstart'
     assert quickstart_cfg.num_classes == len(quickstart_cfg.class_names)
+    assert load_experiment_config(QUICKSTART).exp_name == 'quickstart'
     with pytest.raises(IOError, match='no experiment config'):
         load_experiment_config(os.path.join(REPO, 'no_such_experiment'))
 
@@ -119,6 +125,22 @@ def test_predict_clear_errors(tmp_path, random_checkpoint):
         assert message in str(exit_info.value)
 
 
+def test_predict_config_overrides(tmp_path, random_checkpoint, capsys):
+    """``--set KEY=VALUE`` (repeatable) reaches the experiment's network; a bad one exits."""
+    image = str(tmp_path / 'x.png')
+    cv2.imwrite(image, np.random.RandomState(3).randint(0, 256, (90, 120, 3)).astype(np.uint8))
+    records = _tool('predict').main(['--exp', QUICKSTART, '--ckpt', random_checkpoint,
+                                     '--out', str(tmp_path / 'out'), '--thresh', '0', image,
+                                     '--set', 'TEST.MAX_PER_IMAGE=2', '--set', 'TEST.NMS=0.4'])
+    assert len(records[0]['scores']) == 2
+    for bad, message in (('no_such_key=1', "unknown config key 'no_such_key'"),
+                         ('TEST.NMS', 'is not KEY=VALUE')):
+        with pytest.raises(SystemExit) as exit_info:
+            _tool('predict').main(['--exp', QUICKSTART, '--ckpt', random_checkpoint, '--out',
+                                   str(tmp_path / 'o'), image, '--set', bad])
+        assert message in str(exit_info.value)
+
+
 def test_benchmark_json_has_spec_keys():
     out = _run(['tools/benchmark.py', '--exp', QUICKSTART, '--height', '96', '--width', '128',
                 '--rois', '500', '--repeat', '2', '--warmup', '1', '--peak', '--peak-size', '1024',
@@ -139,9 +161,10 @@ def test_benchmark_json_has_spec_keys():
     assert result['fps'] == pytest.approx(1000.0 / result['forward_ms'], rel=1e-3)
 
 
-def test_benchmark_network_forces_roi_count(quickstart_cfg):
-    bench = benchmark.BenchmarkGraph(quickstart_cfg, 64, 96, 400,
-                                     session.session_config(1))
+def test_benchmark_network_forces_roi_count(quickstart):
+    cfg, network_cls = quickstart
+    bench = benchmark.BenchmarkGraph(cfg, 64, 96, 400, session.session_config(1),
+                                     network_cls=network_cls)
     try:
         feed = {bench.inputs[0]: bench.data, bench.inputs[1]: bench.im_info}
         rois, kept, pooled = bench.sess.run(
@@ -201,7 +224,7 @@ def test_bf16_option():
         session.session_config(2, 'fp16')
 
 
-def test_predict_tile_matches_windows_of_the_predictor(tmp_path, quickstart_cfg,
+def test_predict_tile_matches_windows_of_the_predictor(tmp_path, quickstart,
                                                        random_checkpoint):
     """--tile through the real Predictor: detections are the windows' detections shifted to
     the image (merged), and a tile covering the image gives the whole-image detections."""
@@ -216,7 +239,7 @@ def test_predict_tile_matches_windows_of_the_predictor(tmp_path, quickstart_cfg,
     tiled_boxes = np.array(records[0]['boxes'], np.float32).reshape(-1, 4)
     assert len(tiled_boxes) > 0
 
-    predictor = Predictor(quickstart_cfg, LightHeadNetwork(quickstart_cfg), random_checkpoint)
+    predictor = Predictor(quickstart[0], quickstart[1](), random_checkpoint)
     try:
         whole, _ = predictor.predict_file(path)
         covering, _ = predictor.predict_file(path, tile=200, overlap=0)

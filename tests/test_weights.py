@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 from lighthead.compat import tf
-from lighthead.config import load_experiment_config
-from lighthead.network import LightHeadNetwork
+from lighthead.config import load_experiment
 from lighthead.utils.tf_utils.basemodel import get_backbone
 from lighthead.utils.tf_utils.weights import load_pretrained
 
@@ -146,9 +145,9 @@ def test_backbone_checkpoint_loads_into_the_detector(checkpoint, tmp_path):
     the detector's own layers are reported missing and the classifier unexpected."""
     prefix, saved = checkpoint
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    cfg = load_experiment_config(os.path.join(repo, 'experiments', 'quickstart'))
+    _, network_cls = load_experiment(os.path.join(repo, 'experiments', 'quickstart'))
     with tf.Graph().as_default():
-        net = LightHeadNetwork(cfg)
+        net = network_cls()
         net.inference('TEST', net.get_inputs())
         with tf.Session() as sess:
             sess.run(tf.global_variables_initializer())

@@ -4,21 +4,24 @@
         [--threads T] [--precision fp32|bf16] [--peak [--peak-size 4096]] [--warmup 3]
         [--repeat 10] [--no-fold-bn] [--profile] --json
 
-Random weights; medians after warm-up. What each figure measures (forward, end to end,
-stages, forced RoI count, FLOPs, peak): see ``lighthead.utils.benchmark``.
+The graph is the experiment's own network (``network_desp.Network`` of ``--exp``, bound to its
+``config.py``: ``lighthead.config.load_experiment``). Random weights; medians after warm-up.
+What each figure measures (forward, end to end, stages, forced RoI count, FLOPs, peak): see
+``lighthead.utils.benchmark``.
 """
 import argparse
 import json
 import sys
 
-from lighthead.config import load_experiment_config
+from lighthead.config import load_experiment
 from lighthead.utils.benchmark import run_benchmark
 from lighthead.utils.session import PRECISIONS, UnsupportedPrecision
 
 
 def build_parser():
     p = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
-    p.add_argument('--exp', required=True, help='experiment folder (holds config.py)')
+    p.add_argument('--exp', required=True,
+                   help='experiment folder (holds config.py and network_desp.py)')
     p.add_argument('--height', type=int, required=True, help='network input height')
     p.add_argument('--width', type=int, required=True, help='network input width')
     p.add_argument('--rois', type=int, default=None,
@@ -61,15 +64,16 @@ def main(argv=None):
             sys.exit('benchmark.py: --%s must be positive, got %d'
                      % (name.replace('_', '-'), value))
     try:
-        cfg = load_experiment_config(args.exp)
-    except IOError as e:
+        cfg, network_cls = load_experiment(args.exp)
+    except (IOError, ImportError) as e:
         sys.exit('benchmark.py: %s' % e)
     try:
         result = run_benchmark(cfg, args.height, args.width, num_rois=args.rois,
                                threads=args.threads, precision=args.precision,
                                peak_size=args.peak_size if args.peak else None,
                                warmup=max(args.warmup, 0), repeat=args.repeat,
-                               profile=args.profile, fold_bn=args.fold_bn)
+                               profile=args.profile, fold_bn=args.fold_bn,
+                               network_cls=network_cls)
     except UnsupportedPrecision as e:
         sys.exit('benchmark.py: %s' % e)
     print(json.dumps(result) if args.json else summary(result))

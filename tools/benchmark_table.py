@@ -13,7 +13,7 @@ import json
 
 import numpy as np
 
-from lighthead.config import load_experiment_config
+from lighthead.config import load_experiment
 from lighthead.utils.benchmark import run_benchmark
 from lighthead.utils.session import PRECISIONS
 
@@ -78,13 +78,14 @@ def main(argv=None):
     p.add_argument('--repeat', type=int, default=10)
     p.add_argument('--json', default=None, help='also write every result to this file')
     args = p.parse_args(argv)
-    cfg = load_experiment_config(args.exp)
+    cfg, network_cls = load_experiment(args.exp)
     results = {}
     for (height, width) in args.sizes:
         for count in args.rois:
             results[(height, width, count)] = run_benchmark(
                 cfg, height, width, num_rois=count, threads=args.threads,
-                precision=args.precision, warmup=args.warmup, repeat=args.repeat)
+                precision=args.precision, warmup=args.warmup, repeat=args.repeat,
+                network_cls=network_cls)
             r = results[(height, width, count)]
             print('%dx%d %d RoIs: forward %.1f ms, end to end %.1f ms (load %.2f)' % (
                 height, width, count, r['forward_ms'], r['end_to_end_ms'], r['load_average']),

@@ -6,10 +6,12 @@ one interpreter saves, the other restores, and the dumps are compared.
     python tools/compat_dump.py save    DIR [--exp experiments/quickstart] [--seed 7]
     python tools/compat_dump.py restore DIR [--exp experiments/quickstart] [--rois NPZ]
 
-``save`` initialises the network with a fixed graph seed (reproducible within one TF version;
-TF 1.15 and 2.x derive different op seeds from it) and writes the checkpoint ``DIR/model.ckpt``
-and ``DIR/save.npz``; ``restore`` restores ``DIR/model.ckpt`` and writes
-``DIR/restore-tf<major>.npz``. Each .npz holds, for one fixed input image (see ``fixed_input``):
+The network is the experiment's ``network_desp.Network`` bound to its ``config.py``
+(``lighthead.config.load_experiment``). ``save`` initialises it with a fixed graph seed
+(reproducible within one TF version; TF 1.15 and 2.x derive different op seeds from it) and
+writes the checkpoint ``DIR/model.ckpt`` and ``DIR/save.npz``; ``restore`` restores
+``DIR/model.ckpt`` and writes ``DIR/restore-tf<major>.npz``. Each .npz holds, for one fixed
+input image (see ``fixed_input``):
 
 * ``var/<name>``: every global variable's value (after init, resp. after restore);
 * ``out/<name>``: the test collection (``cls_score``, ``cls_prob``, ``bbox_pred``, ``rois``
@@ -27,15 +29,14 @@ import sys
 import numpy as np
 
 from lighthead.compat import TF_VERSION, tf
-from lighthead.config import load_experiment_config
-from lighthead.network import LightHeadNetwork
+from lighthead.config import load_experiment
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_EXP = os.path.join(REPO_ROOT, 'experiments', 'quickstart')
 CKPT_NAME = 'model.ckpt'
 SAVE_NPZ = 'save.npz'
 RESTORE_NPZ = 'restore-tf%d.npz'  # % TF major version
-# Dense tensors of LightHeadNetwork's TEST graph (op names, under whatever name scope), dumped
+# Dense tensors of the (Light-Head R-CNN) TEST graph (op names, under whatever name scope), dumped
 # in addition to its test collection.
 DENSE_TENSORS = ('rpn_cls_prob', 'thin_feature')
 
@@ -66,11 +67,11 @@ def dump(mode, out_dir, exp_dir=DEFAULT_EXP, seed=7, rois_npz=None):
 
     Returns the path of the .npz written.
     """
-    cfg = load_experiment_config(exp_dir)
+    _, network_cls = load_experiment(exp_dir)
     graph = tf.Graph()
     with graph.as_default():
         tf.set_random_seed(seed)
-        net = LightHeadNetwork(cfg)
+        net = network_cls()
         inputs = net.get_inputs()
         net.inference('TEST', inputs)
         collection = net.get_test_collection()

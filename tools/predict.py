@@ -2,6 +2,13 @@
 
     python tools/predict.py --exp experiments/user --ckpt PATH (--images DIR | FILE ...)
         --out DIR [--thresh 0.3] [--json FILE] [--tile SIZE --overlap PX]
+        [--set KEY=VALUE] [--set KEY=VALUE] ...
+
+The network is the experiment's own: ``network_desp.Network`` of ``--exp``, bound to its
+``config.py`` (``lighthead.config.load_experiment``), as ``test.py`` builds it. Config overrides
+are the ``KEY=VALUE`` of ``train.py``/``test.py`` (e.g. ``TEST.NMS=0.3``), each given with its
+own ``--set`` (``--set TEST.NMS=0.3 --set eval_image_short_size=600``) because the positional
+arguments here are image files (whose names may contain ``=``).
 
 ``--ckpt`` is a checkpoint prefix (``.../epoch_30.ckpt``) or a ``model_dump`` folder (its
 newest checkpoint). Each image gets ``DIR/<name>.png`` with its detections drawn. The JSON
@@ -25,10 +32,9 @@ import sys
 
 import numpy as np
 
-from lighthead.config import load_experiment_config
+from lighthead.config import load_experiment
 from lighthead.data.transforms import ImageReadError
 from lighthead.eval.predictor import Predictor
-from lighthead.network import LightHeadNetwork
 from lighthead.train.checkpoint import latest_checkpoint
 from lighthead.utils.vis import draw_detections, write_png
 
@@ -37,7 +43,8 @@ IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 
 def build_parser():
     p = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
-    p.add_argument('--exp', required=True, help='experiment folder (holds config.py)')
+    p.add_argument('--exp', required=True,
+                   help='experiment folder (holds config.py and network_desp.py)')
     p.add_argument('--ckpt', required=True, help='checkpoint prefix or model_dump folder')
     p.add_argument('--images', help='folder of images (all files with an image extension)')
     p.add_argument('files', nargs='*', metavar='FILE', help='image files (instead of --images)')
@@ -49,6 +56,9 @@ def build_parser():
                         'the whole image at once)')
     p.add_argument('--overlap', type=int, default=0, metavar='PX',
                    help='pixels shared by neighbouring windows (with --tile; default 0)')
+    p.add_argument('--set', dest='overrides', action='append', default=[], metavar='KEY=VALUE',
+                   help='config override as in train.py/test.py (e.g. TEST.NMS=0.3); one per '
+                        '--set, repeat for more')
     return p
 
 
@@ -117,16 +127,16 @@ def main(argv=None):
     if args.overlap and not args.tile:
         parser.error('--overlap needs --tile')
     try:
-        cfg = load_experiment_config(args.exp)
+        cfg, network_cls = load_experiment(args.exp, args.overrides)
         checkpoint = resolve_checkpoint(args.ckpt)
         paths = list_images(args.images, args.files)
         names = output_names(paths)
-    except IOError as e:
-        sys.exit('predict.py: %s' % e)
+    except (IOError, ImportError, KeyError, ValueError) as e:
+        sys.exit('predict.py: %s' % (e.args[0] if isinstance(e, KeyError) and e.args else e))
     os.makedirs(args.out, exist_ok=True)
     json_path = args.json or os.path.join(args.out, 'detections.json')
 
-    predictor = Predictor(cfg, LightHeadNetwork(cfg), checkpoint)
+    predictor = Predictor(cfg, network_cls(), checkpoint)
     records = []
     try:
         for path, name in zip(paths, names):

@@ -3,6 +3,8 @@
 An experiment's ``config.py`` calls :func:`make_config` with the values it changes and exposes
 the result as ``config`` (and ``cfg``). Command-line ``KEY=VALUE`` pairs go through
 :func:`apply_overrides`, which parses values with ``ast.literal_eval`` and refuses unknown keys.
+Tools load an experiment folder with :func:`load_experiment`: its config (overrides applied)
+and its ``network_desp.Network`` bound to that config.
 """
 import ast
 import copy
@@ -10,6 +12,7 @@ import importlib.util
 import json
 import os
 import re
+import sys
 
 from easydict import EasyDict
 
@@ -263,8 +266,8 @@ def lr_at_epoch(c, epoch):
     return c.basic_lr * c.lr_steps[-1][1]
 
 
-def load_experiment_config(exp_dir):
-    """The ``config`` of ``<exp_dir>/config.py``, loaded by file path.
+def _load_config_module(exp_dir):
+    """The module ``<exp_dir>/config.py``, executed by file path (not put in ``sys.modules``).
 
     Raises ``IOError`` when the file does not exist.
     """
@@ -275,4 +278,55 @@ def load_experiment_config(exp_dir):
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.config
+    return module
+
+
+def load_experiment_config(exp_dir):
+    """The ``config`` of ``<exp_dir>/config.py``, loaded by file path.
+
+    Raises ``IOError`` when the file does not exist.
+    """
+    return _load_config_module(exp_dir).config
+
+
+def load_experiment(path, overrides=()):
+    """``(cfg, network_cls)`` of the experiment folder ``path``: the ``config`` of its
+    ``config.py`` with the ``KEY=VALUE`` ``overrides`` applied (:func:`apply_overrides`), and
+    the ``Network`` class of its ``network_desp.py``, bound to that same ``cfg``.
+
+    This is how a tool builds an experiment's network: ``network_cls()`` (no arguments, the
+    original contract), so that a ``network_desp.py`` that changes the network is honoured.
+    Both files are loaded by file path, each call afresh (a new ``cfg`` object each time).
+    ``network_desp.py`` runs with the loaded ``config.py`` module as ``sys.modules['config']``,
+    so its ``from config import config`` (or ``cfg``, or any other name of that file) gets this
+    experiment's objects; what ``sys.modules['config']`` held before is put back afterwards,
+    and ``sys.path`` is not changed: ``network_desp.py`` may import ``config`` and installed
+    packages, not other files of its folder.
+
+    Raises ``IOError`` when ``config.py`` or ``network_desp.py`` is missing, ``ImportError``
+    when ``network_desp.py`` defines no class ``Network``, and ``KeyError``/``ValueError`` for a
+    bad override (as :func:`apply_overrides`).
+    """
+    exp_dir = os.path.abspath(path)
+    desp_path = os.path.join(exp_dir, 'network_desp.py')
+    config_module = _load_config_module(exp_dir)
+    cfg = apply_overrides(config_module.config, list(overrides))
+    if not os.path.isfile(desp_path):
+        raise IOError('no experiment network %s' % desp_path)
+    name = 'lighthead_experiment_network_desp_%s' % os.path.basename(exp_dir)
+    spec = importlib.util.spec_from_file_location(name, desp_path)
+    desp = importlib.util.module_from_spec(spec)
+    missing = object()
+    saved = sys.modules.get('config', missing)
+    sys.modules['config'] = config_module
+    try:
+        spec.loader.exec_module(desp)
+    finally:
+        if saved is missing:
+            sys.modules.pop('config', None)
+        else:
+            sys.modules['config'] = saved
+    network_cls = getattr(desp, 'Network', None)
+    if not isinstance(network_cls, type):
+        raise ImportError('%s defines no class Network' % desp_path)
+    return cfg, network_cls

@@ -17,8 +17,8 @@ from .arg_scope import add_arg_scope, arg_scope
 from .conv import conv2d, conv2d_same, separable_conv2d
 from .core import avg_pool2d, flatten, fully_connected, max_pool2d
 from .normalization import batch_norm, group_norm
-from .variables import (depthwise_initializer, l2_regularizer, model_variable, variance_scaling_initializer,
-                        xavier_initializer)
+from .variables import (depthwise_initializer, l2_regularizer, model_variable,
+                        variance_scaling_initializer, xavier_initializer)
 
 __all__ = ['add_arg_scope', 'arg_scope', 'avg_pool2d', 'batch_norm', 'conv2d', 'conv2d_same',
            'depthwise_initializer',

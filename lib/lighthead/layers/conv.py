@@ -95,7 +95,8 @@ def separable_conv2d(inputs, num_outputs, kernel_size, depth_multiplier=1, strid
         inputs = tf.convert_to_tensor(inputs)
         channels = in_channels(inputs)
         depthwise = model_variable('depthwise_weights', kernel + [channels, depth_multiplier],
-                                   depthwise_initializer(init, channels, depth_multiplier), regularizer=weights_regularizer, trainable=trainable)
+                                   depthwise_initializer(init, channels, depth_multiplier),
+                                   regularizer=weights_regularizer, trainable=trainable)
         if num_outputs is None:
             outputs = tf.nn.depthwise_conv2d(inputs, depthwise, strides, padding, rate=rates)
             num_outputs = channels * depth_multiplier

@@ -1,8 +1,10 @@
 """Speed measurement of a Light-Head R-CNN test graph on this machine (SPEC 5.6).
 
-The graph is the library's :class:`lighthead.network.LightHeadNetwork` with random weights
-(speed does not depend on them), built by :class:`BenchmarkNetwork`, a subclass that only
-records intermediate tensors and fixes the RoI count (below). By default the graph is then
+The graph is the experiment's network (its ``network_desp.Network``, as
+:func:`lighthead.config.load_experiment` returns it; without one, the library's
+:class:`lighthead.network.LightHeadNetwork`) with random weights (speed does not depend on
+them), built through :class:`BenchmarkMixin`, mixed in ahead of that class: it only records
+intermediate tensors and fixes the RoI count (below). By default the graph is then
 frozen with its batch norms folded into the convolutions
 (:mod:`lighthead.utils.tf_utils.inference_graph`), as the Predictor runs it. Timings are
 medians in ms after warm-up; the targets are run round-robin, one of each per repetition, so
@@ -29,7 +31,7 @@ drift in the machine's speed affects them alike.
   ==================  ==========================================================
 
 * Exactly ``num_rois`` RoIs: ``cfg.TEST.RPN_POST_NMS_TOP_N`` is set to ``num_rois``; if NMS
-  keeps fewer proposals, :class:`BenchmarkNetwork` repeats them cyclically up to
+  keeps fewer proposals, :class:`BenchmarkMixin` repeats them cyclically up to
   ``num_rois`` rows (PSAlignPool and the FCs cost the same per RoI whatever its box). The
   number NMS kept is reported as ``nms_proposals``.
 * ``gflops``: :func:`lighthead.utils.flops.count_macs` of the forward graph with a fixed
@@ -49,6 +51,7 @@ import cv2
 import numpy as np
 
 from lighthead.compat import tf
+from lighthead.config import to_json
 from lighthead.data.transforms import normalize
 from lighthead.network import LightHeadNetwork
 from lighthead.ops import active_implementation
@@ -116,21 +119,27 @@ def measure_peak_gflops(threads, size=4096, warmup=1, repeat=5):
     return 2.0 * size ** 3 / (ms / 1000.0) / 1e9
 
 
-class BenchmarkNetwork(LightHeadNetwork):
-    """:class:`LightHeadNetwork` that yields exactly ``num_rois`` RoIs and records the tensors
-    that end each stage (``self.taps``); the layers and their computation are the parent's."""
+class BenchmarkMixin(object):
+    """Mixed in ahead of :class:`LightHeadNetwork` or a subclass of it (an experiment's
+    ``Network``): the network yields exactly ``num_rois`` RoIs and records the tensors that end
+    each stage (``self.taps``); the layers and their computation are the network's own.
 
-    def __init__(self, cfg, num_rois):
-        super(BenchmarkNetwork, self).__init__(cfg)
+    Call :meth:`prepare_benchmark` once the network is constructed.
+    """
+
+    def prepare_benchmark(self, num_rois):
+        """Fix the RoI count: ``self.cfg`` becomes a copy whose test proposals are
+        ``num_rois`` (:func:`_benchmark_cfg`); empties ``self.taps``."""
+        self.cfg = _benchmark_cfg(self.cfg, num_rois)
         self.num_rois = int(num_rois)
         self.taps = {}
 
     def _rpn_head(self, feat):
         self.taps['rpn_feature'] = feat
-        return super(BenchmarkNetwork, self)._rpn_head(feat)
+        return super(BenchmarkMixin, self)._rpn_head(feat)
 
     def _proposals(self, mode, batch, rpn_prob, rpn_deltas, anchors, im_info):
-        rois = super(BenchmarkNetwork, self)._proposals(
+        rois = super(BenchmarkMixin, self)._proposals(
             mode, batch, rpn_prob, rpn_deltas, anchors, im_info)
         count = tf.shape(rois)[0]
         self.taps['nms_proposals'] = count
@@ -141,18 +150,30 @@ class BenchmarkNetwork(LightHeadNetwork):
 
     def _large_separable_conv(self, feat):
         self.taps['head_feature'] = feat
-        thin = super(BenchmarkNetwork, self)._large_separable_conv(feat)
+        thin = super(BenchmarkMixin, self)._large_separable_conv(feat)
         self.taps['thin'] = thin
         return thin
 
     def _rcnn_head(self, thin, rois):
         graph = tf.get_default_graph()
         first = len(graph.get_operations())
-        outputs = super(BenchmarkNetwork, self)._rcnn_head(thin, rois)
+        outputs = super(BenchmarkMixin, self)._rcnn_head(thin, rois)
         # The first product of the head reads the pooled features (flattened).
         matmul = [op for op in graph.get_operations()[first:] if op.type == 'MatMul'][0]
         self.taps['pooled'] = matmul.inputs[0]
         return outputs
+
+
+# What BenchmarkMixin records (every one is needed by the stage timings).
+TAPS = ('rpn_feature', 'nms_proposals', 'rois', 'head_feature', 'thin', 'pooled')
+
+
+class BenchmarkNetwork(BenchmarkMixin, LightHeadNetwork):
+    """The library's :class:`LightHeadNetwork` of ``cfg`` with :class:`BenchmarkMixin`."""
+
+    def __init__(self, cfg, num_rois):
+        super(BenchmarkNetwork, self).__init__(cfg)
+        self.prepare_benchmark(num_rois)
 
 
 def _benchmark_cfg(cfg, num_rois):
@@ -162,10 +183,34 @@ def _benchmark_cfg(cfg, num_rois):
     return cfg
 
 
-def count_forward_gflops(cfg, height, width, num_rois):
+def benchmark_network(cfg, num_rois, network_cls=None):
+    """The network to time, with :class:`BenchmarkMixin` (RoI count ``num_rois``).
+
+    ``network_cls``: an experiment's ``Network`` (a :class:`LightHeadNetwork` subclass built
+    with no arguments and bound to its config, which must be ``cfg`` or equal to it; see
+    :func:`lighthead.config.load_experiment`): the network is an instance of a subclass of it
+    that has the mixin first. ``None``: :class:`BenchmarkNetwork` of ``cfg``.
+    """
+    if network_cls is None:
+        return BenchmarkNetwork(cfg, num_rois)
+    if not (isinstance(network_cls, type) and issubclass(network_cls, LightHeadNetwork)):
+        raise TypeError('the benchmark times a LightHeadNetwork subclass, not %r'
+                        % (network_cls,))
+    cls = type('Benchmark' + network_cls.__name__, (BenchmarkMixin, network_cls),
+               {'__module__': __name__, '__doc__': BenchmarkMixin.__doc__})
+    net = cls()
+    if net.cfg is not cfg and to_json(net.cfg) != to_json(cfg):
+        raise ValueError('%s.%s is bound to another config than the one benchmarked'
+                         % (network_cls.__module__, network_cls.__name__))
+    net.prepare_benchmark(num_rois)
+    return net
+
+
+def count_forward_gflops(cfg, height, width, num_rois, network_cls=None):
     """GFLOPs (2 per multiply-add) of the forward pass at a [1, height, width, 3] input with
-    ``num_rois`` RoIs (convolutions and matrix products; see ``count_macs``)."""
-    net = BenchmarkNetwork(_benchmark_cfg(cfg, num_rois), num_rois)
+    ``num_rois`` RoIs (convolutions and matrix products; see ``count_macs``); ``network_cls``:
+    as :func:`benchmark_network`."""
+    net = benchmark_network(cfg, num_rois, network_cls)
     with tf.Graph().as_default() as graph:
         net.inference('TEST', net.get_inputs())
     macs = count_macs(graph, input_shapes={'data': [1, height, width, 3], 'im_info': [1, 6]},
@@ -175,22 +220,29 @@ def count_forward_gflops(cfg, height, width, num_rois):
 
 class BenchmarkGraph(object):
     """The test graph of ``cfg`` (``num_rois`` RoIs, a ``height`` x ``width`` input) in its own
-    graph and session, with random weights (seeded).
+    graph and session, with random weights (seeded); the network is ``network_cls``'s (see
+    :func:`benchmark_network`; None: the library's).
 
     ``image`` is the raw BGR uint8 image, ``data``/``im_info`` its prepared network input;
     :meth:`runners` gives the callables :func:`run_benchmark` times.
     """
 
-    def __init__(self, cfg, height, width, num_rois, config, seed=0, fold_bn=True):
+    def __init__(self, cfg, height, width, num_rois, config, seed=0, fold_bn=True,
+                 network_cls=None):
         self.cfg = cfg
         self.height, self.width = int(height), int(width)
-        self.net = BenchmarkNetwork(_benchmark_cfg(cfg, num_rois), num_rois)
+        self.net = benchmark_network(cfg, num_rois, network_cls)
         graph = tf.Graph()
         with graph.as_default():
             tf.set_random_seed(seed)
             inputs = self.net.get_inputs()
             detections = self.net.inference('TEST', inputs)
             outputs = self.net.get_test_collection()
+            missing = [k for k in TAPS if k not in self.net.taps]
+            if missing:
+                raise ValueError('%s builds its test graph without going through the '
+                                 "LightHeadNetwork steps the benchmark times (no tap %s)"
+                                 % (type(self.net).__name__, ', '.join(missing)))
             sess = tf.Session(config=config)
             sess.run(tf.global_variables_initializer())
         named = {'in/data': inputs[0], 'in/im_info': inputs[1]}
@@ -298,8 +350,13 @@ def _op_type(node_stats):
 
 
 def run_benchmark(cfg, height, width, num_rois=None, threads=None, precision='fp32',
-                  peak_size=None, warmup=3, repeat=10, profile=False, fold_bn=True):
+                  peak_size=None, warmup=3, repeat=10, profile=False, fold_bn=True,
+                  network_cls=None):
     """Measure ``cfg``'s test graph at a ``height`` x ``width`` network input.
+
+    ``network_cls``: the experiment's ``Network`` bound to ``cfg`` (as
+    :func:`lighthead.config.load_experiment` returns them), whose graph is timed; None: the
+    library's :class:`LightHeadNetwork` of ``cfg``.
 
     ``num_rois`` defaults to ``cfg.TEST.RPN_POST_NMS_TOP_N``; ``threads`` to the logical CPU
     count; ``peak_size`` (e.g. 4096) measures the matmul peak at that size (None: not).
@@ -316,8 +373,9 @@ def run_benchmark(cfg, height, width, num_rois=None, threads=None, precision='fp
     num_rois = int(num_rois or cfg.TEST.RPN_POST_NMS_TOP_N)
     threads = int(threads or os.cpu_count() or 1)
     config = session_config(threads, precision)
-    gflops = count_forward_gflops(cfg, height, width, num_rois)
-    bench = BenchmarkGraph(cfg, height, width, num_rois, config, fold_bn=fold_bn)
+    gflops = count_forward_gflops(cfg, height, width, num_rois, network_cls)
+    bench = BenchmarkGraph(cfg, height, width, num_rois, config, fold_bn=fold_bn,
+                           network_cls=network_cls)
     try:
         ms = median_times_ms(bench.runners(), warmup, repeat)
         nms_proposals = bench.nms_proposals()
