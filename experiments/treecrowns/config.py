@@ -26,8 +26,10 @@ The R-CNN head, from scratch (the original's recipe left it at chance here: ever
   (``TRAIN.BATCH_SIZE``, ``TRAIN.FG_FRACTION``; OHEM then keeps all 256). OHEM over a head that
   still predicts one class selects the other class wholesale, and the head flipped between
   all-fg and all-bg instead of learning.
-- Top-down augmentations: vertical flip, 90-degree rotations, brightness / contrast /
-  saturation jitter of 20 % and scale jitter 0.8-1.25 (``augment``).
+- No augmentation beyond the horizontal flip. With vertical flips, 90-degree rotations, 20 %
+  colour jitter and scale jitter 0.8-1.25 (``augment``), the same 980 steps left the head
+  much weaker (balanced accuracy 0.61 against 0.86 on its training RoIs, ``loss_cls`` 0.46
+  against 0.21) and the RPN too; it needs a longer schedule than this CPU budget.
 
 Schedule: ``train.py -d 0-1`` (two CPU towers, 2 tiles per step): 11 epochs of 160 tiles
 (80 steps) plus 100 warm-up steps, the learning rate 10x lower for the last 2 epochs.
@@ -61,8 +63,6 @@ config = make_config(
     lr_steps=[[9, 1.0], [11, 0.1]],
     warm_iter=100,
     nr_dataflow=1,
-    augment=dict(vflip=True, rot90=True, brightness=0.2, contrast=0.2, saturation=0.2,
-                 scale_range=[0.8, 1.25]),
     TRAIN=dict(RPN_PRE_NMS_TOP_N=6000, RPN_POST_NMS_TOP_N=500, BATCH_SIZE=256,
                OHEM_PER_IMAGE=256),
     TEST=dict(RPN_PRE_NMS_TOP_N=6000, RPN_POST_NMS_TOP_N=1000, MAX_PER_IMAGE=300),
