@@ -8,7 +8,9 @@ one interpreter saves, the other restores, and the dumps are compared.
 
 The network is the experiment's ``network_desp.Network`` bound to its ``config.py``
 (``lighthead.config.load_experiment``). ``save`` initialises it with a fixed graph seed
-(reproducible within one TF version; TF 1.15 and 2.x derive different op seeds from it) and
+(reproducible within one TF version; TF 1.15 and 2.x derive different op seeds from it),
+calibrates its batch-norm statistics on the fixed input (``calibrate_batch_norm``: at random
+init the RPN saturates and the two TFs' rounding decides which degenerate boxes survive) and
 writes the checkpoint ``DIR/model.ckpt`` and ``DIR/save.npz``; ``restore`` restores
 ``DIR/model.ckpt`` and writes ``DIR/restore-tf<major>.npz``. Each .npz holds, for one fixed
 input image (see ``fixed_input``):
@@ -30,6 +32,7 @@ import numpy as np
 
 from lighthead.compat import TF_VERSION, tf
 from lighthead.config import load_experiment
+from lighthead.utils.tf_utils.bn_calibration import calibrate_batch_norm
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_EXP = os.path.join(REPO_ROOT, 'experiments', 'quickstart')
@@ -82,14 +85,17 @@ def dump(mode, out_dir, exp_dir=DEFAULT_EXP, seed=7, rois_npz=None):
         saver = tf.train.Saver(variables)
         ckpt = os.path.join(out_dir, CKPT_NAME)
         with tf.Session(graph=graph) as sess:
+            data, im_info = fixed_input()
+            feed = {inputs[0]: data, inputs[1]: im_info}
             if mode == 'save':
                 sess.run(tf.global_variables_initializer())
+                if not calibrate_batch_norm(sess, feed):
+                    raise SystemExit('compat_dump: no batch norm found to calibrate in %s'
+                                     % exp_dir)
                 os.makedirs(out_dir, exist_ok=True)
                 saver.save(sess, ckpt, write_meta_graph=False, write_state=False)
             else:
                 saver.restore(sess, ckpt)
-            data, im_info = fixed_input()
-            feed = {inputs[0]: data, inputs[1]: im_info}
             result = {'meta/tf_version': np.array(tf.VERSION)}
             for v, value in zip(variables, sess.run(variables)):
                 result['var/' + v.op.name] = value

@@ -329,8 +329,8 @@ class LightHeadNetwork(object):
         # original-image pixels.
         with tf.name_scope('proposals/'):
             boxes = box_ops.clip(rois[:, 1:] / im_info[0, 2], im_info[0, 3], im_info[0, 4])
-            keep = tf.image.non_max_suppression(boxes, self.proposal_scores, t.MAX_PER_IMAGE,
-                                                iou_threshold=t.NMS)
+            keep = tf.image.non_max_suppression(box_ops.to_tf_nms(boxes), self.proposal_scores,
+                                                t.MAX_PER_IMAGE, iou_threshold=t.NMS)
             out['proposal_boxes'] = tf.gather(boxes, keep, name='boxes')
             out['proposal_scores'] = tf.gather(self.proposal_scores, keep, name='scores')
         return out

@@ -3,7 +3,8 @@
 The graph is the experiment's network (its ``network_desp.Network``, as
 :func:`lighthead.config.load_experiment` returns it; without one, the library's
 :class:`lighthead.network.LightHeadNetwork`) with random weights (speed does not depend on
-them), built through :class:`BenchmarkMixin`, mixed in ahead of that class: it only records
+them; the batch norms are calibrated on the benchmark image so that the proposals and NMS are
+those of a working network, :mod:`lighthead.utils.tf_utils.bn_calibration`), built through :class:`BenchmarkMixin`, mixed in ahead of that class: it only records
 intermediate tensors and fixes the RoI count (below). By default the graph is then
 frozen with its batch norms folded into the convolutions
 (:mod:`lighthead.utils.tf_utils.inference_graph`), as the Predictor runs it. Timings are
@@ -57,6 +58,7 @@ from lighthead.network import LightHeadNetwork
 from lighthead.ops import active_implementation
 from lighthead.utils.flops import count_macs
 from lighthead.utils.session import session_config
+from lighthead.utils.tf_utils.bn_calibration import calibrate_batch_norm
 from lighthead.utils.tf_utils.inference_graph import frozen_session
 
 STAGES = ('backbone_ms', 'rpn_proposals_ms', 'thin_feature_ms', 'psalign_ms', 'rcnn_head_ms',
@@ -245,6 +247,14 @@ class BenchmarkGraph(object):
                                  % (type(self.net).__name__, ', '.join(missing)))
             sess = tf.Session(config=config)
             sess.run(tf.global_variables_initializer())
+        rng = np.random.RandomState(seed)
+        raw_h = int(round(self.height * RAW_IMAGE_FACTOR))
+        raw_w = int(round(self.width * RAW_IMAGE_FACTOR))
+        self.image = rng.randint(0, 256, (raw_h, raw_w, 3)).astype(np.uint8)
+        self.data, self.im_info = self.prepare(self.image)
+        # Random weights with trained-scale activations, so the proposals and NMS are not
+        # degenerate (a saturated RPN puts every box on the image border).
+        calibrate_batch_norm(sess, {inputs[0]: self.data, inputs[1]: self.im_info})
         named = {'in/data': inputs[0], 'in/im_info': inputs[1]}
         named.update(('det/' + k, detections[k]) for k in ('boxes', 'scores', 'classes'))
         named.update(('out/' + k, outputs[k]) for k in ('cls_prob', 'bbox_pred'))
@@ -256,11 +266,6 @@ class BenchmarkGraph(object):
         self.detections = {k: named['det/' + k] for k in ('boxes', 'scores', 'classes')}
         self.outputs = {k: named['out/' + k] for k in ('cls_prob', 'bbox_pred')}
         self.taps = {k: named['tap/' + k] for k in self.net.taps}
-        rng = np.random.RandomState(seed)
-        raw_h = int(round(self.height * RAW_IMAGE_FACTOR))
-        raw_w = int(round(self.width * RAW_IMAGE_FACTOR))
-        self.image = rng.randint(0, 256, (raw_h, raw_w, 3)).astype(np.uint8)
-        self.data, self.im_info = self.prepare(self.image)
 
     def prepare(self, image_bgr):
         """Resize (bilinear) to exactly the network size and normalise a BGR uint8 image:
