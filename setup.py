@@ -1,13 +1,18 @@
 """Install lighthead and build its PSAlignPool op library against the installed TensorFlow.
 
     pip install tensorflow-cpu            # or tensorflow (CUDA) / tensorflow==1.15.5
-    pip install --no-build-isolation -e .
+    pip install --no-build-isolation -e .  # the fast path: the op is compiled now
+    pip install -e .   or   pip install .  # also work: the op is compiled on first use
 
-``--no-build-isolation`` matters: the op must be compiled with the TensorFlow it will be
-loaded into, and pip's isolated build environment has none.
+The op must be compiled with the TensorFlow it will be loaded into. With
+``--no-build-isolation`` the build sees the installed TensorFlow and compiles the op into the
+package. pip's default isolated build environment has no TensorFlow: the build then ships the
+kernel sources only, and ``lighthead.ops`` compiles them on first import (into the package's
+``ops/_build`` if writable, else ``~/.cache/lighthead/ops``; a minute, once per TF version).
 """
 import importlib.util
 import os
+import sys
 
 from setuptools import find_packages, setup
 from setuptools.command.build_py import build_py
@@ -28,14 +33,14 @@ class BuildWithOps(build_py):
 
     def run(self):
         super().run()
-        builder = _load_builder()
         try:
             import tensorflow  # noqa: F401
         except ImportError:
-            raise SystemExit(
-                'lighthead: TensorFlow is not importable in the build environment, so the '
-                'PSAlignPool op cannot be compiled against it.\n'
-                'Install TensorFlow first, then: pip install --no-build-isolation -e .')
+            print('lighthead: no TensorFlow in the build environment (pip builds in isolation '
+                  'unless --no-build-isolation): the PSAlignPool op will be compiled on first '
+                  'import instead, against the TensorFlow it runs with.', file=sys.stderr)
+            return
+        builder = _load_builder()
         # Editable installs load the ops from the source tree; regular installs from build_lib.
         targets = [os.path.join(HERE, 'lib', 'lighthead', 'ops')]
         if not self.editable_mode:
