@@ -4,10 +4,10 @@ import os
 import numpy as np
 import pytest
 
+from lighthead import checkpoint as ckpt
 from lighthead.compat import tf
-from lighthead.config import apply_overrides, lr_at_epoch, make_config, parse_override
-from lighthead.train import checkpoint as ckpt
-from lighthead.train.schedule import Schedule
+from lighthead.config import apply_overrides, make_config, parse_override
+from lighthead.train.schedule import Schedule, lr_at_epoch
 
 
 class Model(object):
@@ -140,8 +140,10 @@ def test_list_and_latest(model, tmp_path):
 
 def test_restore_of_a_missing_checkpoint_names_it(model, tmp_path):
     prefix = str(tmp_path / 'epoch_4.ckpt')
-    with pytest.raises(FileNotFoundError, match='epoch_4.ckpt'):
+    with pytest.raises(ckpt.CheckpointNotFoundError, match='epoch_4.ckpt') as info:
         model.restore(prefix)
+    assert isinstance(info.value, FileNotFoundError)
+    assert 'looked for %s.index' % prefix in str(info.value)
 
 
 # ---------------------------------------------------------------------------------- schedule

@@ -1,4 +1,5 @@
 """Transforms and the training data flow: batch format, flips, scales, order, bad inputs."""
+import json
 import logging
 import os
 import signal
@@ -11,7 +12,7 @@ import pytest
 from lighthead.config import IMAGE_MEAN_BGR, make_config
 from lighthead.data import (ImageReadError, TrainDataFlow, hflip_boxes, load_test_image, normalize,
                             resize_short_max)
-from lighthead.datasets import BadRecordError, make_record
+from lighthead.datasets import BadRecordError, load_dataset, make_record
 
 CLASSES = ['background', 'a', 'b']
 BRIGHT = 250
@@ -280,58 +281,102 @@ def test_image_size_differs_from_annotation(tmp_path):
     assert isinstance(err, BadRecordError) and 'annotation says' in str(err)
 
 
-def test_malformed_annotation(tmp_path):
+def write_coco(tmp_path, records, edit=None):
+    """The COCO JSON of ``records`` (images in ``tmp_path``); ``edit(coco)`` may spoil it."""
+    coco = {'images': [], 'annotations': [],
+            'categories': [{'id': i, 'name': n} for i, n in enumerate(CLASSES) if i]}
+    for image_id, rec in enumerate(records, 1):
+        coco['images'].append({'id': image_id, 'file_name': os.path.basename(rec['fpath']),
+                               'height': rec['height'], 'width': rec['width']})
+        for (x1, y1, x2, y2), cls, ign in zip(rec['boxes'].tolist(), rec['classes'].tolist(),
+                                              rec['ignore'].tolist()):
+            coco['annotations'].append({
+                'id': len(coco['annotations']) + 1, 'image_id': image_id,
+                'bbox': [x1, y1, x2 - x1 + 1, y2 - y1 + 1], 'category_id': cls,
+                'iscrowd': int(ign)})
+    if edit:
+        edit(coco)
+    path = str(tmp_path / 'ann.json')
+    with open(path, 'w') as f:
+        json.dump(coco, f)
+    return path
+
+
+def loader_config(tmp_path, records, edit=None, **kw):
+    return config(tmp_path, train_source=write_coco(tmp_path, records, edit),
+                  train_root_folder=str(tmp_path), **kw)
+
+
+def _set(index, key, value):
+    def edit(coco):
+        coco['annotations'][index][key] = value
+    return edit
+
+
+def _drop_bbox(coco):
+    del coco['annotations'][1]['bbox']
+
+
+@pytest.mark.parametrize('edit, record, text', [
+    (_drop_bbox, 'r1.png', 'malformed'),
+    (_set(0, 'bbox', [50, 4, 21, 27]), 'r0.png', 'outside'),  # the image is 60 wide
+    (_set(1, 'bbox', [10, 4, -1, 27]), 'r1.png', 'non-positive size'),
+    (_set(0, 'category_id', 3), 'r0.png', 'unknown class'),
+])
+def test_bad_annotations_are_found_by_the_loader(tmp_path, edit, record, text):
     records = distinct_records(tmp_path, 2)
-    del records[1]['classes']
+    cfg = loader_config(tmp_path, records, edit)
     with pytest.raises(BadRecordError) as info:
-        TrainDataFlow(records, config(tmp_path, nr_dataflow=2), 1)
-    assert "'r1'" in str(info.value) and 'ann.json' in str(info.value)
-    assert 'missing classes' in str(info.value)
+        load_dataset(cfg, 'train')
+    assert info.value.record_id == record and 'ann.json' in str(info.value)
+    assert text in str(info.value)
 
 
-def test_box_outside_image(tmp_path):
-    records = distinct_records(tmp_path, 2)
-    records[0]['boxes'][0] = [50, 4, 70, 30]  # the image is 60 wide
-    with pytest.raises(BadRecordError, match="ann.json: record 'r0'.*outside"):
-        TrainDataFlow(records, config(tmp_path, nr_dataflow=2), 1)
+def test_records_are_validated_once(tmp_path, monkeypatch):
+    import lighthead.data.pipeline as pipeline
+    import lighthead.datasets.coco as coco_module
+    calls = []
+    real = coco_module.validate_record
 
-
-def test_non_positive_box_size(tmp_path):
-    records = distinct_records(tmp_path, 2)
-    records[1]['boxes'][0] = [10, 4, 8, 30]
-    with pytest.raises(BadRecordError, match="record 'r1'.*non-positive size"):
-        TrainDataFlow(records, config(tmp_path, nr_dataflow=2), 1)
-
-
-def test_unknown_class(tmp_path):
-    records = distinct_records(tmp_path, 2)
-    records[0]['classes'][0] = 3
-    with pytest.raises(BadRecordError, match="record 'r0'.*unknown class index 3"):
-        TrainDataFlow(records, config(tmp_path, nr_dataflow=2), 1)
+    def counting(rec, *args, **kw):
+        calls.append(rec['id'])
+        return real(rec, *args, **kw)
+    monkeypatch.setattr(coco_module, 'validate_record', counting)
+    records = distinct_records(tmp_path, 4)
+    cfg = loader_config(tmp_path, records)
+    dataset = load_dataset(cfg, 'train')
+    with TrainDataFlow(dataset.records, cfg, 1) as flow:
+        next(flow)
+    assert sorted(calls) == ['r%d.png' % i for i in range(4)]
+    assert not hasattr(pipeline, 'validate_record') and not hasattr(TrainDataFlow, '_usable')
 
 
 def test_skip_bad_records_logs_and_replaces(tmp_path):
     records = distinct_records(tmp_path, 8)
-    os.remove(records[0]['fpath'])
-    with open(records[1]['fpath'], 'wb') as f:
+    os.remove(records[0]['fpath'])                    # loader: missing image
+    with open(records[1]['fpath'], 'wb') as f:        # flow: undecodable image
         f.write(b'garbage')
-    records[2]['classes'][0] = 7
-    records[3]['boxes'][0, 2] = 500
-    cfg = config(tmp_path, nr_dataflow=2, skip_bad_records=True)
-    with TrainDataFlow(records, cfg, 1) as flow:
-        assert flow.num_usable == 6 and flow.steps_per_epoch == 3
+    records[2]['classes'][0] = 7                      # loader: unknown class
+    records[3]['boxes'][0, 2] = 500                   # loader: box outside the image
+    cfg = loader_config(tmp_path, records, nr_dataflow=2, skip_bad_records=True)
+    dataset = load_dataset(cfg, 'train')
+    assert [r['id'] for r in dataset.records] == ['r%d.png' % i for i in range(1, 8) if i != 2
+                                                   and i != 3]
+    with TrainDataFlow(dataset.records, cfg, 1) as flow:
+        assert flow.num_usable == 5 and flow.steps_per_epoch == 2
         seen = set()
         for _ in range(6):
             (batch,) = next(flow)
             assert batch['data'].shape[0] == 2
             seen.update(step_ids([batch]))
-        assert flow.num_bad == 4
+        assert flow.num_bad == 1
     assert seen == {(40 + i, 60 + 2 * i) for i in range(4, 8)}
     with open(os.path.join(cfg.log_dir, 'bad_records.txt')) as f:
         lines = f.read().splitlines()
     assert len(lines) == 4
     for i in range(4):
-        assert sum("'r%d'" % i in line for line in lines) == 1
+        assert sum("'r%d.png'" % i in line for line in lines) == 1
+    assert records[1]['fpath'] in [l for l in lines if "'r1.png'" in l][0]
 
 
 def test_killed_worker_is_reported(tmp_path):

@@ -241,34 +241,89 @@ def test_bad_record_error_pickles():
     assert (str(err), err.path, err.record_id) == ('f: record x: y', 'f', 'x')
 
 
+def touch(*paths):
+    for path in paths:
+        path = str(path)
+        if not os.path.isdir(os.path.dirname(path)):
+            os.makedirs(os.path.dirname(path))
+        open(path, 'wb').close()
+
+
 def test_load_dataset_dispatch(tmp_path):
     coco_path = write_json(tmp_path / 'i.json', coco_dict())
+    touch(tmp_path / 'a.jpg', tmp_path / 'sub' / 'b.jpg')
     cfg = make_config(dataset_format='coco', train_source=coco_path,
-                      train_root_folder=str(tmp_path), output_dir=str(tmp_path / 'out'))
+                      train_root_folder=str(tmp_path), class_names=['background', 'cat', 'dog'],
+                      output_dir=str(tmp_path / 'out'))
     assert load_dataset(cfg, 'train').class_names == ['background', 'cat', 'dog']
 
     odgt_path = write_odgt(tmp_path / 'a.odgt', ODGT_LINES)
-    cfg = make_config(dataset_format='odgt', eval_source=odgt_path, eval_root_folder='/r',
+    touch(*[tmp_path / 'r' / l['fpath'].lstrip('/') for l in ODGT_LINES])
+    cfg = make_config(dataset_format='odgt', eval_source=odgt_path,
+                      eval_root_folder=str(tmp_path / 'r'),
                       class_names=['background', 'cat', 'dog'], output_dir=str(tmp_path / 'o'))
     assert len(load_dataset(cfg, 'eval').records) == 2
 
     root = write_voc(str(tmp_path / 'VOC'), VOC_IMAGES, split='test')
+    touch(*[os.path.join(root, 'JPEGImages', n + '.jpg') for n in VOC_IMAGES])
     cfg = make_config(dataset_format='voc', eval_source=root, eval_split='test',
                       class_names=['background', 'dog', 'cat'], output_dir=str(tmp_path / 'v'))
     ds = load_dataset(cfg, 'eval')
     assert ds.records[0]['classes'].tolist() == [1, 2]
 
 
+def test_load_dataset_resolves_class_names_into_the_config(tmp_path):
+    coco_path = write_json(tmp_path / 'i.json', coco_dict())
+    touch(tmp_path / 'a.jpg', tmp_path / 'sub' / 'b.jpg')
+    cfg = make_config(train_source=coco_path, train_root_folder=str(tmp_path),
+                      eval_source=coco_path, eval_root_folder=str(tmp_path),
+                      output_dir=str(tmp_path / 'out'))
+    assert cfg.class_names == ['background']
+    # training: the network is sized by the config, so the classes must be there already
+    with pytest.raises(ValueError, match=r"class_names is not set.*'cat', 'dog'"):
+        load_dataset(cfg, 'train')
+    ds = load_dataset(cfg, 'eval')
+    assert cfg.class_names == ds.class_names == ['background', 'cat', 'dog']
+    assert cfg.num_classes == 3
+    # odgt cannot find classes in its data
+    cfg = make_config(dataset_format='odgt', eval_source=write_odgt(tmp_path / 'a.odgt',
+                                                                    ODGT_LINES),
+                      output_dir=str(tmp_path / 'o'))
+    with pytest.raises(ValueError, match="'odgt' needs cfg.class_names"):
+        load_dataset(cfg, 'eval')
+
+
+def test_load_dataset_missing_image_names_file_and_record(tmp_path):
+    coco_path = write_json(tmp_path / 'i.json', coco_dict())
+    touch(tmp_path / 'a.jpg')
+    cfg = make_config(train_source=coco_path, train_root_folder=str(tmp_path),
+                      class_names=['background', 'cat', 'dog'], output_dir=str(tmp_path / 'out'))
+    with pytest.raises(BadRecordError) as info:
+        load_dataset(cfg, 'train')
+    assert info.value.path == str(tmp_path / 'sub' / 'b.jpg')
+    assert info.value.record_id == 'sub/b.jpg'
+    assert 'missing image file' in str(info.value) and 'i.json' in str(info.value)
+    cfg = make_config(train_source=coco_path, train_root_folder=str(tmp_path),
+                      class_names=['background', 'cat', 'dog'], output_dir=str(tmp_path / 'out'),
+                      skip_bad_records=True)
+    assert [r['id'] for r in load_dataset(cfg, 'train').records] == ['a.jpg']
+
+
 def test_load_dataset_skip_bad_records_logs(tmp_path):
     coco = coco_dict()
     coco['annotations'][0]['bbox'] = [190, 20, 30, 40]  # beyond the 200 px wide image
-    cfg = make_config(train_source=write_json(tmp_path / 'i.json', coco),
-                      train_root_folder=str(tmp_path), output_dir=str(tmp_path / 'out'))
+    touch(tmp_path / 'a.jpg', tmp_path / 'sub' / 'b.jpg')
+    values = dict(train_source=write_json(tmp_path / 'i.json', coco),
+                  train_root_folder=str(tmp_path), class_names=['background', 'cat', 'dog'],
+                  output_dir=str(tmp_path / 'out'))
     with pytest.raises(BadRecordError, match='outside'):
-        load_dataset(cfg, 'train')
-    cfg.skip_bad_records = True
+        load_dataset(make_config(**values), 'train')
+    cfg = make_config(skip_bad_records=True, **values)
     ds = load_dataset(cfg, 'train')
     assert [r['id'] for r in ds.records] == ['sub/b.jpg']
     with open(os.path.join(cfg.log_dir, 'bad_records.txt')) as f:
         lines = f.read().splitlines()
     assert len(lines) == 1 and "'a.jpg'" in lines[0] and 'i.json' in lines[0]
+    load_dataset(cfg, 'train')  # the run's one log: the same bad record is not written twice
+    with open(os.path.join(cfg.log_dir, 'bad_records.txt')) as f:
+        assert f.read().splitlines() == lines

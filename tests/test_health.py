@@ -1,5 +1,6 @@
 """Training-health figures (detection_opr.health), the head-at-chance check (train.health and
-tools/check_health.py), and the network's part and gradient-multiplier declarations."""
+tools/check_health.py), and the network's part, gradient-multiplier and loss-name
+declarations."""
 import importlib.util
 import math
 import os
@@ -270,4 +271,13 @@ def test_network_declares_parts_and_gradient_multipliers():
         for part, variables in parts.items():
             expected = 3.0 if part == 'thin' else 1.0
             assert {network.gradient_multiplier(v) for v in variables} == {expected}
+        # What the trainer scales: the large separable conv's variables, by the config's factor.
+        multipliers = network.gradient_multipliers()
+        assert set(multipliers) == set(parts['thin']) and len(multipliers) >= 4
+        assert set(multipliers.values()) == {3.0}
+        unscaled = make_config(class_names=['background', 'a'], large_sep_conv_grad_mult=1.0)
+        assert LightHeadNetwork(unscaled).gradient_multipliers() == {}
         assert tuple(network.get_health_collection()) == HEALTH_NAMES
+        # The losses the trainer logs: the train collection's, in its order, then the total.
+        assert network.loss_names == ('rpn_loss_cls', 'rpn_loss_box', 'loss_cls', 'loss_box')
+        assert tuple(network.get_train_collection()) == network.loss_names + ('tot_losses',)

@@ -4,7 +4,6 @@ import numpy as np
 from lighthead.compat import tf
 from lighthead.eval.predictor import Predictor
 from lighthead.layers import batch_norm, conv2d, separable_conv2d
-from lighthead.network import LightHeadNetwork
 from lighthead.utils.tf_utils.inference_graph import fold_batch_norms, frozen_inference_graph
 
 
@@ -59,14 +58,14 @@ def test_folds_conv_and_depthwise_batch_norms_only_where_exact():
     assert np.abs(expected).max() > 0.1
 
 
-def test_predictor_detections_are_the_same_with_folded_batch_norms(load_config, tmp_path):
-    cfg = load_config('quickstart', ['image_short_size=160', 'image_max_size=224',
-                                     'TEST.RPN_PRE_NMS_TOP_N=300', 'TEST.RPN_POST_NMS_TOP_N=50',
-                                     'TEST.SCORE_THRESH=0.0'])
+def test_predictor_detections_are_the_same_with_folded_batch_norms(load_network, tmp_path):
+    network_cls, cfg = load_network('quickstart', [
+        'image_short_size=160', 'image_max_size=224', 'TEST.RPN_PRE_NMS_TOP_N=300',
+        'TEST.RPN_POST_NMS_TOP_N=50', 'TEST.SCORE_THRESH=0.0'])
     prefix = str(tmp_path / 'model.ckpt')
     with tf.Graph().as_default():
         tf.set_random_seed(0)
-        net = LightHeadNetwork(cfg)
+        net = network_cls()
         net.inference('TEST', net.get_inputs())
         with tf.Session() as sess:
             sess.run(tf.global_variables_initializer())
@@ -77,7 +76,7 @@ def test_predictor_detections_are_the_same_with_folded_batch_norms(load_config, 
     image = np.random.RandomState(2).randint(0, 256, (150, 200, 3)).astype(np.uint8)
     results = []
     for fold_bn in (False, True):
-        predictor = Predictor(cfg, LightHeadNetwork(cfg), prefix, fold_bn=fold_bn)
+        predictor = Predictor(cfg, network_cls(), prefix, fold_bn=fold_bn)
         try:
             results.append((predictor.predict_image(image), bn_count(predictor.graph)))
         finally:

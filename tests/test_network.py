@@ -12,6 +12,7 @@ from lighthead.datasets import load_coco
 from lighthead.datasets.synthetic import generate
 from lighthead.detection_opr.boxes import iou_np
 from lighthead.eval.predictor import Predictor
+from lighthead import network
 from lighthead.network import LightHeadNetwork
 from lighthead.train.trainer import Trainer
 
@@ -129,6 +130,81 @@ def test_experiment_builds_and_runs_at_an_odd_size(name, load_network):
     assert overlaps.max() <= cfg.TEST.NMS + 0.05
 
 
+TEST_END_POINTS = ('rpn_feature', 'head_feature', 'rpn_cls_score', 'rpn_bbox_pred', 'rpn_logits',
+                   'rpn_cls_prob', 'rpn_deltas', 'anchors', 'proposals', 'proposal_scores',
+                   'thin', 'rois', 'pooled', 'head_fc', 'cls_score', 'bbox_pred', 'cls_prob')
+
+
+def _variables():
+    return sorted((v.op.name, tuple(v.shape.as_list())) for v in tf.global_variables())
+
+
+def test_public_parts_record_end_points_and_build_the_same_variables(load_network):
+    """inference composes the public parts; each records its tensors in ``end_points``; a part
+    called on its own creates the variables it creates in inference."""
+    network_cls, cfg = load_network('quickstart', FEW_PROPOSALS)
+    net = network_cls()
+    with tf.Graph().as_default():
+        inputs = net.get_inputs()
+        net.inference('TEST', inputs)
+        points = net.end_points
+        assert list(points) == list(TEST_END_POINTS)
+        assert set(points) <= set(network.END_POINT_NAMES)
+        assert points['rois'] is points['proposals']
+        c, g = cfg.num_classes, cfg.psalign_group
+        assert points['thin'].shape.as_list()[-1] == cfg.head_out_channels
+        assert points['pooled'].shape.as_list()[1:] == [g, g, cfg.head_out_channels // g // g]
+        assert points['head_fc'].shape.as_list() == [None, cfg.fc_channels]
+        assert points['cls_prob'].shape.as_list() == [None, c]
+        assert points['bbox_pred'].shape.as_list() == [None, 4 * c]
+        assert points['rpn_cls_prob'].shape.as_list() == [1, None, 2]
+        assert points['anchors'].shape.as_list() == [None, 4]
+        rpn_channels = points['rpn_feature'].shape.as_list()[-1]
+        head_channels = points['head_feature'].shape.as_list()[-1]
+        expected = sorted((v.op.name, tuple(v.shape.as_list())) for v in tf.global_variables()
+                          if net.part_of(v) != 'backbone')
+    scope = net.backbone.SCOPE + '/'
+    with tf.Graph().as_default():
+        thin = net.thin_feature_map(tf.placeholder(tf.float32, [1, 5, 7, head_channels]))
+        net.rcnn_head(thin, tf.placeholder(tf.float32, [None, 5]))
+        net.rpn(tf.placeholder(tf.float32, [1, 9, 13, rpn_channels]), 1)
+        parts = _variables()
+    assert parts == expected
+    assert all(name.startswith(scope) for name, _ in parts)
+    assert {'rpn_conv', 'conv_new_1_conv15_w', 'ps_fc_1', 'cls_fc', 'bbox_fc'} <= {
+        name.split('/')[1] for name, _ in parts}
+
+
+def test_overriding_one_part_changes_only_that_part(load_network):
+    """A ``network_desp.Network`` that overrides one public method (here the thin feature map,
+    halved) builds TRAIN and TEST with the same variables; its part's output is the one used."""
+    network_cls, _ = load_network('quickstart', FEW_PROPOSALS + ['train_batch_per_gpu=1'])
+
+    class Halved(network_cls):
+        def thin_feature_map(self, feature):
+            thin = super(Halved, self).thin_feature_map(feature)
+            self.end_points['thin'] = halved = tf.multiply(thin, 0.5, name='halved')
+            return halved
+
+    variables = {}
+    for cls in (network_cls, Halved):
+        for mode in ('TRAIN', 'TEST'):
+            with tf.Graph().as_default() as graph:
+                net = cls()
+                net.inference(mode, net.get_inputs())
+                variables[cls, mode] = _variables()
+                if cls is Halved:
+                    halved = net.end_points['thin']
+                    assert halved.op.name.endswith('/halved')
+                    pool = [op for op in graph.get_operations()
+                            if any(t is halved for t in op.inputs)]
+                    assert pool, 'the head does not read the overridden thin feature map'
+                if mode == 'TRAIN':
+                    assert 'head_fc' in net.end_points and 'labels' in net.end_points
+    assert variables[network_cls, 'TRAIN'] == variables[Halved, 'TRAIN']
+    assert variables[network_cls, 'TEST'] == variables[Halved, 'TEST']
+
+
 def deterministic_values(variable):
     """A value for ``variable`` that depends only on its name and shape (not on TF's RNG)."""
     name = variable.op.name
@@ -163,9 +239,11 @@ EXPECTED_LOSSES = {
 
 def test_fixed_seed_losses_do_not_drift(load_config):
     # Nothing random is left: the weights come from numpy by variable name, and
-    # RPN_BATCHSIZE is larger than the anchor count, so no anchor is subsampled at random.
+    # RPN_BATCHSIZE is larger than the anchor count, so no anchor is subsampled at random, and
+    # the head is the original's (OHEM over all RoIs, no random RoI sampling, no GroupNorm).
     cfg = load_config('quickstart', FEW_PROPOSALS + [
-        'train_batch_per_gpu=2', 'TRAIN.RPN_BATCHSIZE=100000'])
+        'train_batch_per_gpu=2', 'TRAIN.RPN_BATCHSIZE=100000', 'TRAIN.BATCH_SIZE=-1',
+        "head_init='normal'", 'head_norm=None'])
     data, im_info, boxes = train_inputs(128, 160, cfg.num_classes, seed=3)
     with tf.Graph().as_default() as graph:
         tf.set_random_seed(0)

@@ -13,7 +13,7 @@ import pytest
 
 from lighthead.compat import tf
 from lighthead.config import REPO_ROOT
-from lighthead.train.checkpoint import latest_checkpoint, list_checkpoints
+from lighthead.checkpoint import latest_checkpoint, list_checkpoints
 from lighthead.train.schedule import Schedule
 from lighthead.utils.devices import parse_devices
 

@@ -7,14 +7,14 @@
 The graph is the experiment's own network (``network_desp.Network`` of ``--exp``, bound to its
 ``config.py``: ``lighthead.config.load_experiment``). Random weights; medians after warm-up.
 What each figure measures (forward, end to end, stages, forced RoI count, FLOPs, peak): see
-``lighthead.utils.benchmark``.
+``lighthead.benchmark``.
 """
 import argparse
 import json
 import sys
 
 from lighthead.config import load_experiment
-from lighthead.utils.benchmark import run_benchmark
+from lighthead.benchmark import run_benchmark
 from lighthead.utils.session import PRECISIONS, UnsupportedPrecision
 
 
@@ -50,7 +50,9 @@ def summary(r):
         r['tf_version'], r['psalign_impl'], 'folded' if r['fold_bn'] else 'separate'),
         'forward %.1f ms (%.1f fps), end to end %.1f ms, %.1f GFLOPs' % (
             r['forward_ms'], r['fps'], r['end_to_end_ms'], r['gflops'])]
+    lines.append('stages, each timed on its own (fed the outputs of the stages before it):')
     lines += ['  %-18s %8.2f ms' % (k, v) for k, v in r['stages'].items()]
+    lines.append('  %-18s %8.2f ms' % ('(sum)', r['stages_sum_ms']))
     if r['peak_gflops'] is not None:
         lines.append('peak %.1f GFLOP/s, fraction %.3f' % (r['peak_gflops'], r['peak_fraction']))
     return '\n'.join(lines)

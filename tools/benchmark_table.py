@@ -3,7 +3,7 @@
     python tools/benchmark_table.py --exp experiments/user [--sizes 400x600,600x1000,...]
         [--rois 100,300,1000] [--precision fp32] [--repeat 10] [--json FILE]
 
-Runs :func:`lighthead.utils.benchmark.run_benchmark` for every (size, RoIs) pair and prints a
+Runs :func:`lighthead.benchmark.run_benchmark` for every (size, RoIs) pair and prints a
 Markdown table, then least-squares fits of how the cost grows:
 ``forward_ms ~ a + b * megapixels`` at the largest RoI count, and ``forward_ms ~ c + d * RoIs``
 at each size.
@@ -14,7 +14,7 @@ import json
 import numpy as np
 
 from lighthead.config import load_experiment
-from lighthead.utils.benchmark import run_benchmark
+from lighthead.benchmark import run_benchmark
 from lighthead.utils.session import PRECISIONS
 
 DEFAULT_SIZES = '400x600,600x1000,700x1100,800x1333'

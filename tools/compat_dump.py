@@ -32,6 +32,7 @@ import numpy as np
 
 from lighthead.compat import TF_VERSION, tf
 from lighthead.config import load_experiment
+from lighthead.data.transforms import make_im_info
 from lighthead.utils.tf_utils.bn_calibration import calibrate_batch_norm
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -51,8 +52,7 @@ def fixed_input(height=256, width=320, seed=0):
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     smooth = 60.0 * np.sin(xx / 17.0)[..., None] * np.cos(yy / 23.0)[..., None]
     data = (smooth + rng.uniform(-40.0, 40.0, (height, width, 3))).astype(np.float32)[None]
-    im_info = np.array([[height, width, 1.0, height, width, 0.0]], np.float32)
-    return data, im_info
+    return data, make_im_info((height, width), 1.0, (height, width))
 
 
 def _dense_tensor(graph, name):

@@ -10,8 +10,12 @@ are the ``KEY=VALUE`` of ``train.py``/``test.py`` (e.g. ``TEST.NMS=0.3``), each 
 own ``--set`` (``--set TEST.NMS=0.3 --set eval_image_short_size=600``) because the positional
 arguments here are image files (whose names may contain ``=``).
 
-``--ckpt`` is a checkpoint prefix (``.../epoch_30.ckpt``) or a ``model_dump`` folder (its
-newest checkpoint). Each image gets ``DIR/<name>.png`` with its detections drawn. The JSON
+``--ckpt`` is a checkpoint prefix (``.../epoch_30.ckpt``), a ``model_dump`` folder (its
+newest checkpoint) or an output folder holding ``model_dump/``
+(:func:`lighthead.checkpoint.resolve_checkpoint`). A missing checkpoint, or one that does not
+fit the experiment's network (another experiment, backbone or class count), exits non-zero
+with one line ``lighthead: ...``. Each image gets ``DIR/<name>.png`` with its detections
+drawn. The JSON
 (``--json FILE``, default ``DIR/detections.json``) is a list, one entry per image:
 ``{"file", "boxes": [[x1, y1, x2, y2], ...], "scores", "classes", "class_names"}`` with
 inclusive-corner boxes in original-image pixels, class ids 1..C-1 and their names, by
@@ -32,10 +36,11 @@ import sys
 
 import numpy as np
 
+from lighthead.checkpoint import (CheckpointMismatchError, CheckpointNotFoundError,
+                                  resolve_checkpoint)
 from lighthead.config import load_experiment
 from lighthead.data.transforms import ImageReadError
 from lighthead.eval.predictor import Predictor
-from lighthead.train.checkpoint import latest_checkpoint
 from lighthead.utils.vis import draw_detections, write_png
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
@@ -60,18 +65,6 @@ def build_parser():
                    help='config override as in train.py/test.py (e.g. TEST.NMS=0.3); one per '
                         '--set, repeat for more')
     return p
-
-
-def resolve_checkpoint(path):
-    """Checkpoint prefix of ``path`` (a prefix, or a folder: its newest checkpoint)."""
-    if os.path.isdir(path):
-        prefix = latest_checkpoint(path)
-        if prefix is None:
-            raise IOError('no checkpoint in folder %s' % path)
-        return prefix
-    if not os.path.exists(path + '.index'):
-        raise IOError('checkpoint %s not found (no %s.index)' % (path, path))
-    return path
 
 
 def list_images(images_dir, files):
@@ -131,12 +124,17 @@ def main(argv=None):
         checkpoint = resolve_checkpoint(args.ckpt)
         paths = list_images(args.images, args.files)
         names = output_names(paths)
+    except CheckpointNotFoundError as e:  # an IOError: before the general case
+        sys.exit('lighthead: %s' % e)
     except (IOError, ImportError, KeyError, ValueError) as e:
         sys.exit('predict.py: %s' % (e.args[0] if isinstance(e, KeyError) and e.args else e))
     os.makedirs(args.out, exist_ok=True)
     json_path = args.json or os.path.join(args.out, 'detections.json')
 
-    predictor = Predictor(cfg, network_cls(), checkpoint)
+    try:
+        predictor = Predictor(cfg, network_cls(), checkpoint)
+    except (CheckpointNotFoundError, CheckpointMismatchError) as e:
+        sys.exit('lighthead: %s' % e)
     records = []
     try:
         for path, name in zip(paths, names):

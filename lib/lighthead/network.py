@@ -10,8 +10,28 @@ Tensors (one tower):
   boxes    float32 [B, M, 5]     (x1, y1, x2, y2, cls) in network-input pixels, inclusive
                                  corners; rows [0, num_gt) are valid; cls -1 marks an ignore region
 RoIs are [R, 5] rows (batch_index, x1, y1, x2, y2) in network-input pixels.
+
+The detector's parts are public methods, each a step of :meth:`LightHeadNetwork.inference`
+(which composes them) and each the one method to override to change that part in an
+experiment's ``network_desp.Network``:
+
+  backbone_features(data, is_training)      the backbone's end points (the RPN and head features)
+  rpn(rpn_feature, batch)                   RPN convs -> :class:`RpnOutputs` (logits, prob,
+                                            deltas, anchors)
+  proposals(mode, rpn_outputs, im_info)     decode, clip, top-N, NMS -> RoIs and objectness
+  thin_feature_map(head_feature)            the large separable conv -> the thin feature map
+  rcnn_head(thin, rois)                     pool_rois (PSAlignPool) + FCs -> cls_score, bbox_pred
+  detections(rois, proposal_scores, cls_prob, bbox_pred, im_info)
+                                            TEST post-processing -> the ``detections/*`` tensors
+
+The RPN and head parts build their layers under :meth:`LightHeadNetwork.head_scope` (the
+backbone's variable scope, reused, and the head initialisers), so a part called on its own
+creates the same variables as in ``inference``. The named intermediate tensors of the newest
+build (one tower: the last one built) are in ``network.end_points`` (see
+:data:`END_POINT_NAMES`), as tf-slim's end points.
 """
 import collections
+import contextlib
 
 from lighthead.compat import tf
 from lighthead import layers
@@ -37,6 +57,32 @@ DETECTION_NAMES = ('detections/boxes', 'detections/scores', 'detections/classes'
 PARTS = ('backbone', 'rpn', 'thin', 'head')
 _PART_LAYERS = (('rpn', ('rpn_',)), ('thin', ('conv_new',)),
                 ('head', ('ps_fc_1', 'cls_fc', 'bbox_fc')))
+# What ``LightHeadNetwork.end_points`` holds after a build (every mode unless marked):
+#   rpn_feature, head_feature  backbone outputs under the RPN and the head, float32 [B, h, w, C]
+#   rpn_cls_score, rpn_bbox_pred, rpn_logits, rpn_cls_prob, rpn_deltas, anchors  (RpnOutputs)
+#   proposals [P, 5] RoIs of the RPN, proposal_scores [P] their objectness
+#   thin      the thin feature map, float32 [B, h, w, head_out_channels]
+#   rois      [R, 5] the RoIs the head pools: TEST the proposals, TRAIN the sampled RoIs
+#   labels [R] int32, bbox_targets [R, 4C] (TRAIN only: the sampled RoIs' targets)
+#   pooled    PSAlignPool output, float32 [R, G, G, head_out_channels / G^2]
+#   head_fc   ps_fc_1 output, float32 [R, fc_channels]
+#   cls_score [R, C] logits, bbox_pred [R, 4C] normalised class-specific deltas
+#   cls_prob  [R, C] (TEST only)
+END_POINT_NAMES = ('rpn_feature', 'head_feature', 'rpn_cls_score', 'rpn_bbox_pred',
+                   'rpn_logits', 'rpn_cls_prob', 'rpn_deltas', 'anchors', 'proposals',
+                   'proposal_scores', 'thin', 'rois', 'labels', 'bbox_targets', 'pooled',
+                   'head_fc', 'cls_score', 'bbox_pred', 'cls_prob')
+
+RpnOutputs = collections.namedtuple('RpnOutputs', ['logits', 'prob', 'deltas', 'anchors'])
+RpnOutputs.__doc__ = """What :meth:`LightHeadNetwork.rpn` returns, for B images and N = h * w * A
+anchors (h x w the RPN feature, A anchors per position; anchor n is position n // A in row-major
+order, anchor n % A of ``base_anchors``):
+
+  logits   float32 [B, N, 2] (background, object) logits
+  prob     float32 [B, N, 2] their softmax (tensor ``rpn_cls_prob``)
+  deltas   float32 [B, N, 4] (dx, dy, dw, dh) box deltas of the anchors, unnormalised
+  anchors  float32 [N, 4] (x1, y1, x2, y2) inclusive corners in network-input pixels
+"""
 
 
 def _normal(std):
@@ -67,6 +113,9 @@ def _feature_initializer(head_init, gain):
 class LightHeadNetwork(object):
     """Light-Head R-CNN for one config (see ``lighthead.config.base_config``)."""
 
+    # The losses of a TRAIN build, in the order of get_train_collection (before its total).
+    loss_names = TRAIN_LOSS_NAMES
+
     def __init__(self, cfg):
         self.cfg = cfg
         self.backbone = get_backbone(cfg.backbone)
@@ -79,6 +128,9 @@ class LightHeadNetwork(object):
             raise ValueError('head_feature %r is not an end point of %s; choose one of %s' % (
                 self.head_feature, cfg.backbone, ', '.join(self.backbone.FEATURE_STRIDES)))
         self.head_stride = self.backbone.FEATURE_STRIDES[self.head_feature]
+        # The named tensors of the newest build (END_POINT_NAMES); reset by inference().
+        self.end_points = collections.OrderedDict()
+        self._in_head_scope = False
 
     # ------------------------------------------------------------------ contract
     def get_inputs(self, mode=0):
@@ -91,35 +143,30 @@ class LightHeadNetwork(object):
         return [data, im_info, boxes]
 
     def inference(self, mode, inputs):
-        """Build the graph. TRAIN returns the total loss; TEST returns the detections dict."""
+        """Build the graph of one tower from the parts. TRAIN returns the total loss; TEST
+        returns the detections dict (:meth:`detections`). ``self.end_points`` is reset and
+        holds this build's named tensors afterwards."""
         if mode not in ('TRAIN', 'TEST'):
             raise ValueError("mode must be 'TRAIN' or 'TEST', got %r" % (mode,))
         is_training = mode == 'TRAIN'
         data, im_info, boxes = inputs
         cfg = self.cfg
         batch = cfg.train_batch_per_gpu if is_training else cfg.test_batch_per_gpu
+        self.end_points = end_points = collections.OrderedDict()
 
-        _, end_points = self.backbone.build(
-            data, is_training=is_training, bn_training=cfg.bn_training, freeze_at=cfg.freeze_at,
-            weight_decay=cfg.weight_decay, bn_decay=cfg.bn_decay)
-        scope = self.backbone.SCOPE
-        with tf.variable_scope(scope, reuse=tf.AUTO_REUSE), self._head_arg_scope():
-            rpn_feat = end_points[self.backbone.RPN_FEATURE]
-            rpn_cls_score, rpn_bbox_pred = self._rpn_head(rpn_feat)
-            anchors = anchor_ops.shifted_anchors_tf(
-                self.base_anchors, tf.shape(rpn_feat)[1], tf.shape(rpn_feat)[2], self.rpn_stride)
-            rpn_logits = tf.reshape(rpn_cls_score, [batch, -1, 2])
-            rpn_prob = tf.nn.softmax(rpn_logits, name='rpn_cls_prob')
-            rpn_deltas = tf.reshape(rpn_bbox_pred, [batch, -1, 4])
-            rois = self._proposals(mode, batch, rpn_prob, rpn_deltas, anchors, im_info)
-
-            thin = self._large_separable_conv(end_points[self.head_feature])
+        self.backbone_features(data, is_training=is_training)
+        with self.head_scope():
+            rpn = self.rpn(end_points['rpn_feature'], batch)
+            rois, proposal_scores = self.proposals(mode, rpn, im_info)
+            thin = self.thin_feature_map(end_points['head_feature'])
             if is_training:
                 rpn_cls_loss, rpn_box_loss = self._rpn_loss(
-                    batch, rpn_logits, rpn_deltas, anchors, im_info, boxes)
+                    batch, rpn.logits, rpn.deltas, rpn.anchors, im_info, boxes)
                 rois, labels, bbox_targets, rpn_recall = self._sample_rois(
                     batch, rois, im_info, boxes)
-            cls_score, bbox_pred = self._rcnn_head(thin, rois)
+                end_points['labels'], end_points['bbox_targets'] = labels, bbox_targets
+            end_points['rois'] = rois
+            cls_score, bbox_pred = self.rcnn_head(thin, rois)
 
         if is_training:
             loss_cls, loss_box, selected = ohem_rcnn_losses(
@@ -135,7 +182,10 @@ class LightHeadNetwork(object):
                 health = health_ops.rcnn_head_health(cls_score, labels, selected)
                 health['rpn_recall'] = rpn_recall
                 health['thin_zero'] = health_ops.zero_fraction(thin)
-                health['fc_zero'] = health_ops.zero_fraction(self.head_fc)
+                # NaN (not reported) when an overridden head records no 'head_fc'.
+                head_fc = end_points.get('head_fc')
+                health['fc_zero'] = (health_ops.zero_fraction(head_fc) if head_fc is not None
+                                     else tf.constant(float('nan')))
             for name in HEALTH_NAMES:
                 tf.add_to_collection('health/' + name, tf.stop_gradient(health[name]))
             total = tf.add_n([values[n] for n in TRAIN_LOSS_NAMES], name='total_loss')
@@ -143,11 +193,12 @@ class LightHeadNetwork(object):
             return total
 
         cls_prob = tf.nn.softmax(cls_score, name='cls_prob')
+        end_points['cls_prob'] = cls_prob
         stds = tf.tile(tf.constant(cfg.TRAIN.BBOX_NORMALIZE_STDS, tf.float32), [cfg.num_classes])
         bbox_pred_denorm = bbox_pred * stds
         for name, value in zip(TEST_OUTPUT_NAMES, (cls_score, cls_prob, bbox_pred_denorm, rois)):
             tf.add_to_collection(name, value)
-        return self._detections(rois, cls_prob, bbox_pred, im_info)
+        return self.detections(rois, proposal_scores, cls_prob, bbox_pred, im_info)
 
     def get_train_collection(self):
         """OrderedDict of the four losses and their total (summed over towers)."""
@@ -185,6 +236,17 @@ class LightHeadNetwork(object):
         for the large separable conv (the thin feature map), 1 elsewhere (the original's x3)."""
         return self.cfg.large_sep_conv_grad_mult if self.part_of(variable) == 'thin' else 1.0
 
+    def gradient_multipliers(self):
+        """``{variable: factor}`` for the trainable variables of the current TRAIN build (the
+        default graph) whose gradient is scaled (:meth:`gradient_multiplier` not 1): the large
+        separable conv's with ``cfg.large_sep_conv_grad_mult``; empty when that is 1."""
+        out = collections.OrderedDict()
+        for variable in tf.trainable_variables():
+            factor = float(self.gradient_multiplier(variable))
+            if factor != 1.0:
+                out[variable] = factor
+        return out
+
     def get_test_collection(self):
         """OrderedDict of the raw head outputs and the final ``detections/*`` tensors."""
         out = collections.OrderedDict()
@@ -196,39 +258,105 @@ class LightHeadNetwork(object):
         return out
 
     # ------------------------------------------------------------------ parts
+    def backbone_features(self, data, is_training=False):
+        """The backbone on ``data`` float32 [B, H, W, 3] (network input, see the module
+        docstring), under its own variable scope (``self.backbone.SCOPE``).
+
+        Returns the backbone's ``OrderedDict`` of end points (each float32 [B, H/s, W/s, C] at
+        its stride s, ``self.backbone.FEATURE_STRIDES``). Records ``end_points['rpn_feature']``
+        (``self.backbone.RPN_FEATURE``, stride ``self.rpn_stride``) and
+        ``end_points['head_feature']`` (``self.head_feature``, stride ``self.head_stride``).
+        ``is_training``: TRAIN mode (frozen stages and BN follow the config either way).
+        """
+        cfg = self.cfg
+        _, features = self.backbone.build(
+            data, is_training=is_training, bn_training=cfg.bn_training, freeze_at=cfg.freeze_at,
+            weight_decay=cfg.weight_decay, bn_decay=cfg.bn_decay)
+        self.end_points['rpn_feature'] = features[self.backbone.RPN_FEATURE]
+        self.end_points['head_feature'] = features[self.head_feature]
+        return features
+
+    @contextlib.contextmanager
+    def head_scope(self):
+        """Where the RPN and head layers are built: the backbone's variable scope, reused
+        (variables ``<backbone scope>/rpn_conv/3x3/weights``, ...), and their arg scope: N(0,
+        0.01) weights, zero biases, L2 weight decay on weights. Each part enters it; inside
+        it (as in :meth:`inference`) entering again does nothing, so the parts of one build
+        share one name scope."""
+        if self._in_head_scope:
+            yield
+            return
+        with tf.variable_scope(self.backbone.SCOPE, reuse=tf.AUTO_REUSE), \
+                self._head_arg_scope():
+            self._in_head_scope = True
+            try:
+                yield
+            finally:
+                self._in_head_scope = False
+
     def _head_arg_scope(self):
-        """RPN and head layers: N(0, 0.01) weights, zero biases, L2 weight decay on weights."""
         return layers.arg_scope(
             [layers.conv2d, layers.fully_connected],
             weights_initializer=_normal(0.01),
             weights_regularizer=layers.l2_regularizer(self.cfg.weight_decay),
             biases_initializer=tf.zeros_initializer())
 
-    def _rpn_head(self, feat):
-        a = self.num_anchors
-        net = layers.conv2d(feat, self.cfg.rpn_channels, 3, scope='rpn_conv/3x3')
-        cls_score = layers.conv2d(net, 2 * a, 1, padding='VALID', activation_fn=None,
-                                  scope='rpn_cls_score')
-        bbox_pred = layers.conv2d(net, 4 * a, 1, padding='VALID', activation_fn=None,
-                                  scope='rpn_bbox_pred')
-        return cls_score, bbox_pred
+    def rpn(self, feature, batch):
+        """The RPN on ``feature`` float32 [B, h, w, C] (stride ``self.rpn_stride``): a 3 x 3
+        conv (``cfg.rpn_channels``, ReLU), then 1 x 1 convs to 2A objectness logits
+        (``rpn_cls_score`` [B, h, w, 2A]) and 4A deltas (``rpn_bbox_pred`` [B, h, w, 4A]),
+        A = ``self.num_anchors``, reshaped per anchor, and the anchors of the h x w positions.
 
-    def _proposals(self, mode, batch, rpn_prob, rpn_deltas, anchors, im_info):
-        """Per image: decode, clip, top-N, NMS. Returns [R, 5] RoIs (no gradient)."""
+        ``batch``: B as a Python int (the static batch size of the reshaped outputs).
+        Returns :class:`RpnOutputs`; records its fields (``rpn_logits``, ``rpn_cls_prob``,
+        ``rpn_deltas``, ``anchors``) and the two conv outputs in ``end_points``.
+        """
+        a = self.num_anchors
+        with self.head_scope():
+            net = layers.conv2d(feature, self.cfg.rpn_channels, 3, scope='rpn_conv/3x3')
+            cls_score = layers.conv2d(net, 2 * a, 1, padding='VALID', activation_fn=None,
+                                      scope='rpn_cls_score')
+            bbox_pred = layers.conv2d(net, 4 * a, 1, padding='VALID', activation_fn=None,
+                                      scope='rpn_bbox_pred')
+            anchors = anchor_ops.shifted_anchors_tf(
+                self.base_anchors, tf.shape(feature)[1], tf.shape(feature)[2], self.rpn_stride)
+            logits = tf.reshape(cls_score, [batch, -1, 2])
+            prob = tf.nn.softmax(logits, name='rpn_cls_prob')
+            deltas = tf.reshape(bbox_pred, [batch, -1, 4])
+        self.end_points.update([
+            ('rpn_cls_score', cls_score), ('rpn_bbox_pred', bbox_pred), ('rpn_logits', logits),
+            ('rpn_cls_prob', prob), ('rpn_deltas', deltas), ('anchors', anchors)])
+        return RpnOutputs(logits, prob, deltas, anchors)
+
+    def proposals(self, mode, rpn, im_info):
+        """Per image of ``rpn`` (:class:`RpnOutputs`, static batch B): decode the deltas,
+        clip to the image (``im_info[b, :2]``), drop boxes under ``RPN_MIN_SIZE``, keep the top
+        ``RPN_PRE_NMS_TOP_N``, NMS at ``RPN_NMS_THRESH`` (+1 IoU), keep ``RPN_POST_NMS_TOP_N``
+        (``cfg.TRAIN`` or ``cfg.TEST`` settings by ``mode``).
+
+        Returns ``(rois, scores)``, no gradient: ``rois`` float32 [P, 5] rows
+        (batch_index, x1, y1, x2, y2), inclusive corners in network-input pixels, images in
+        order and each by descending objectness; ``scores`` float32 [P] the objectness.
+        Records ``end_points['proposals']`` and ``end_points['proposal_scores']``.
+        """
         settings = self.cfg.TRAIN if mode == 'TRAIN' else self.cfg.TEST
+        batch = rpn.prob.shape.as_list()[0]
+        if batch is None:
+            raise ValueError('proposals needs RpnOutputs with a static batch size')
         rois, scores = [], []
-        with tf.name_scope('proposals'):
+        with self.head_scope(), tf.name_scope('proposals'):
             for b in range(batch):
                 boxes, objectness = generate_proposals(
-                    rpn_prob[b, :, 1], rpn_deltas[b], anchors, im_info[b, 0], im_info[b, 1],
+                    rpn.prob[b, :, 1], rpn.deltas[b], rpn.anchors, im_info[b, 0], im_info[b, 1],
                     pre_nms_top_n=settings.RPN_PRE_NMS_TOP_N,
                     post_nms_top_n=settings.RPN_POST_NMS_TOP_N,
                     nms_thresh=settings.RPN_NMS_THRESH, min_size=settings.RPN_MIN_SIZE)
                 rois.append(_with_batch_index(boxes, b))
                 scores.append(objectness)
-            # The objectness of each RoI, for evaluating the RPN alone (_detections).
-            self.proposal_scores = tf.stop_gradient(tf.concat(scores, axis=0))
-            return tf.stop_gradient(tf.concat(rois, axis=0))
+            scores = tf.stop_gradient(tf.concat(scores, axis=0))
+            rois = tf.stop_gradient(tf.concat(rois, axis=0))
+        self.end_points['proposals'], self.end_points['proposal_scores'] = rois, scores
+        return rois, scores
 
     def _rpn_loss(self, batch, rpn_logits, rpn_deltas, anchors, im_info, boxes):
         t = self.cfg.TRAIN
@@ -273,46 +401,97 @@ class LightHeadNetwork(object):
         return (tf.stop_gradient(tf.concat(out_rois, 0)), tf.concat(out_labels, 0),
                 tf.concat(out_targets, 0), health_ops.recall(covered, total))
 
-    def _large_separable_conv(self, feat):
-        """k x 1 -> 1 x k and 1 x k -> k x 1 branches (no BN, no activation), summed, ReLU."""
+    def thin_feature_map(self, feature):
+        """The large separable conv on ``feature`` float32 [B, h, w, C] (stride
+        ``self.head_stride``): k x 1 -> 1 x k and 1 x k -> k x 1 branches (k =
+        ``cfg.head_kernel``, ``cfg.head_mid_channels`` between; no BN, no activation), summed,
+        optionally group-normalised (``cfg.head_norm``), ReLU.
+
+        Returns the thin feature map float32 [B, h, w, ``cfg.head_out_channels``] (tensor
+        ``thin_feature``), recorded as ``end_points['thin']``.
+        """
         cfg = self.cfg
         k, mid, out = cfg.head_kernel, cfg.head_mid_channels, cfg.head_out_channels
         # Each branch is linear; the sum of the two doubles the variance, the ReLU halves it.
-        with layers.arg_scope([layers.conv2d], activation_fn=None,
-                              weights_initializer=_feature_initializer(cfg.head_init, 1.0)):
-            col = layers.conv2d(feat, mid, [k, 1], scope='conv_new_1_conv15_w_pre')
+        with self.head_scope(), layers.arg_scope(
+                [layers.conv2d], activation_fn=None,
+                weights_initializer=_feature_initializer(cfg.head_init, 1.0)):
+            col = layers.conv2d(feature, mid, [k, 1], scope='conv_new_1_conv15_w_pre')
             col = layers.conv2d(col, out, [1, k], scope='conv_new_1_conv15_w')
-            row = layers.conv2d(feat, mid, [1, k], scope='conv_new_1_conv15_h_pre')
+            row = layers.conv2d(feature, mid, [1, k], scope='conv_new_1_conv15_h_pre')
             row = layers.conv2d(row, out, [k, 1], scope='conv_new_1_conv15_h')
-        thin = col + row
-        if cfg.head_norm == 'group':
-            # One group per position-sensitive map set: channels k*G*G .. (k+1)*G*G - 1.
-            thin = layers.group_norm(thin, groups=out // cfg.psalign_group ** 2,
-                                     scope='conv_new_1_GroupNorm')
-        return tf.nn.relu(thin, name='thin_feature')
+            thin = col + row
+            if cfg.head_norm == 'group':
+                # One group per position-sensitive map set: channels k*G*G .. (k+1)*G*G - 1.
+                thin = layers.group_norm(thin, groups=out // cfg.psalign_group ** 2,
+                                         scope='conv_new_1_GroupNorm')
+            thin = tf.nn.relu(thin, name='thin_feature')
+        self.end_points['thin'] = thin
+        return thin
 
-    def _rcnn_head(self, thin, rois):
+    def pool_rois(self, thin, rois):
+        """PSAlignPool (``lighthead.ops.psalign_pool``) of ``rois`` [R, 5] (batch_index, x1, y1,
+        x2, y2; network-input pixels) on the thin feature map ``thin`` [B, h, w, K G^2]
+        (stride ``self.head_stride``), G = ``cfg.psalign_group``, ``cfg.psalign_samples``^2
+        samples per bin. Returns float32 [R, G, G, K], recorded as ``end_points['pooled']``.
+        """
         cfg = self.cfg
         pooled = psalign_pool(
             thin, rois, group_size=cfg.psalign_group, sample_height=cfg.psalign_samples,
             sample_width=cfg.psalign_samples, spatial_scale=1.0 / self.head_stride,
             pool=cfg.psalign_pool, impl=cfg.psalign_impl)
-        flat = tf.reshape(pooled, [-1, cfg.psalign_group * cfg.psalign_group *
-                                   (cfg.head_out_channels // cfg.psalign_group ** 2)])
-        norm = {}
-        if cfg.head_norm == 'group':
-            norm = dict(normalizer_fn=layers.group_norm, normalizer_params={'groups': 32})
-        fc = layers.fully_connected(flat, cfg.fc_channels, scope='ps_fc_1',
-                                    weights_initializer=_feature_initializer(cfg.head_init, 2.0),
-                                    **norm)
-        self.head_fc = fc  # the ps_fc_1 output of the newest build, for the health figures
-        cls_score = layers.fully_connected(fc, cfg.num_classes, activation_fn=None, scope='cls_fc')
-        bbox_pred = layers.fully_connected(fc, 4 * cfg.num_classes, activation_fn=None,
-                                           weights_initializer=_normal(0.001), scope='bbox_fc')
+        self.end_points['pooled'] = pooled
+        return pooled
+
+    def rcnn_head(self, thin, rois):
+        """The R-CNN head on the thin feature map ``thin`` [B, h, w, head_out_channels] and
+        ``rois`` [R, 5] (as :meth:`pool_rois`): :meth:`pool_rois`, flatten, FC
+        ``cfg.fc_channels`` + ReLU (``ps_fc_1``, optionally group-normalised), then the
+        classifier and class-specific box regressor.
+
+        Returns ``(cls_score, bbox_pred)``: float32 [R, C] logits (C = ``cfg.num_classes``,
+        class 0 background) and float32 [R, 4C] (dx, dy, dw, dh) per class, normalised
+        (divided by ``cfg.TRAIN.BBOX_NORMALIZE_STDS``). Records ``head_fc`` (the ``ps_fc_1``
+        output, read by the training-health figures), ``cls_score`` and ``bbox_pred`` in
+        ``end_points``.
+        """
+        cfg = self.cfg
+        with self.head_scope():
+            pooled = self.pool_rois(thin, rois)
+            flat = tf.reshape(pooled, [-1, cfg.psalign_group * cfg.psalign_group *
+                                       (cfg.head_out_channels // cfg.psalign_group ** 2)])
+            norm = {}
+            if cfg.head_norm == 'group':
+                norm = dict(normalizer_fn=layers.group_norm, normalizer_params={'groups': 32})
+            fc = layers.fully_connected(
+                flat, cfg.fc_channels, scope='ps_fc_1',
+                weights_initializer=_feature_initializer(cfg.head_init, 2.0), **norm)
+            cls_score = layers.fully_connected(fc, cfg.num_classes, activation_fn=None,
+                                               scope='cls_fc')
+            bbox_pred = layers.fully_connected(fc, 4 * cfg.num_classes, activation_fn=None,
+                                               weights_initializer=_normal(0.001),
+                                               scope='bbox_fc')
+        self.end_points.update([('head_fc', fc), ('cls_score', cls_score),
+                                ('bbox_pred', bbox_pred)])
         return cls_score, bbox_pred
 
-    def _detections(self, rois, cls_prob, bbox_pred, im_info):
-        """Final detections of image 0 in original-image pixels, under fixed tensor names."""
+    def detections(self, rois, proposal_scores, cls_prob, bbox_pred, im_info):
+        """TEST post-processing of image 0, in original-image pixels (``im_info[0, 2:5]``:
+        scale, original height and width), under fixed tensor names.
+
+        ``rois`` [R, 5] and ``proposal_scores`` [R] (:meth:`proposals`), ``cls_prob`` [R, C]
+        (softmax of ``cls_score``), ``bbox_pred`` [R, 4C] normalised deltas
+        (:meth:`rcnn_head`). Returns an ``OrderedDict``:
+
+          boxes    float32 [N, 4] ``detections/boxes`` (x1, y1, x2, y2) inclusive corners,
+                   clipped to the original image, by descending score
+          scores   float32 [N] ``detections/scores``
+          classes  int32 [N] ``detections/classes`` in 1 .. C-1
+          num      int32 [] ``detections/num``
+          proposal_boxes, proposal_scores  the RPN alone (``proposals/boxes|scores``): the
+                   proposals by objectness through the same NMS (``TEST.NMS``) and cap
+                   (``TEST.MAX_PER_IMAGE``), so the head can be measured against it
+        """
         t = self.cfg.TEST
         boxes, scores, classes = detect(
             rois[:, 1:], cls_prob, bbox_pred, im_info[0, 2], im_info[0, 3], im_info[0, 4],
@@ -324,15 +503,12 @@ class LightHeadNetwork(object):
             out['scores'] = tf.identity(scores, name='scores')
             out['classes'] = tf.identity(classes, name='classes')
             out['num'] = tf.identity(tf.shape(scores)[0], name='num')
-        # The RPN alone, so the head's contribution can be measured against it: the proposals
-        # by objectness through the detections' NMS (TEST.NMS) and cap (MAX_PER_IMAGE), in
-        # original-image pixels.
         with tf.name_scope('proposals/'):
             boxes = box_ops.clip(rois[:, 1:] / im_info[0, 2], im_info[0, 3], im_info[0, 4])
-            keep = tf.image.non_max_suppression(box_ops.to_tf_nms(boxes), self.proposal_scores,
+            keep = tf.image.non_max_suppression(box_ops.to_tf_nms(boxes), proposal_scores,
                                                 t.MAX_PER_IMAGE, iou_threshold=t.NMS)
             out['proposal_boxes'] = tf.gather(boxes, keep, name='boxes')
-            out['proposal_scores'] = tf.gather(self.proposal_scores, keep, name='scores')
+            out['proposal_scores'] = tf.gather(proposal_scores, keep, name='scores')
         return out
 
 

@@ -20,8 +20,8 @@ import numpy as np
 
 from ..datasets.records import bad_record
 from .augment import adjust_colour, colour_factors, random_crop, rot90, vflip
-from .transforms import (ImageReadError, hflip_boxes, normalize, read_image, resize_by,
-                         short_max_scale)
+from .transforms import (ImageReadError, hflip_boxes, make_im_info, normalize, read_image,
+                         resize_by, short_max_scale)
 
 AUGMENT_KEYS = ('vflip', 'rot90', 'brightness', 'contrast', 'saturation', 'scale_range',
                 'crop_fraction')
@@ -177,8 +177,8 @@ class BatchMaker(object):
             img = img[:, ::-1]
             gt = hflip_boxes(gt, img.shape[1])
         gt = gt.astype(np.float32)
-        info = [img.shape[0], img.shape[1], scale, rec['height'], rec['width'],
-                min(len(gt), self.s['max_boxes'])]
+        info = make_im_info(img.shape[:2], scale, (rec['height'], rec['width']),
+                            min(len(gt), self.s['max_boxes']))[0]
         return normalize(img, self.s['mean']), gt, info
 
     def _assemble(self, images):

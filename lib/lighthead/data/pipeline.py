@@ -30,7 +30,7 @@ import weakref
 
 import cv2
 
-from ..datasets.records import BadRecordError, BadRecordLog, validate_record
+from ..datasets.records import BadRecordError, BadRecordLog
 from .batch import BatchMaker, batch_settings
 
 logger = logging.getLogger(__name__)
@@ -108,17 +108,22 @@ class _Worker(object):
 class TrainDataFlow(object):
     """Iterator over training steps: ``next(flow)`` -> list of ``num_towers`` batch dicts.
 
-    ``records``: record dicts (``lighthead.datasets``). They are validated first (bad ones
-    raise BadRecordError or, with ``cfg.skip_bad_records``, go to
-    ``<cfg.log_dir>/bad_records.txt``); records without a non-ignore box are skipped and
-    counted. Missing or unreadable images are found when read, with the same policy (a
-    skipped one is replaced by a later record of the epoch's order).
+    ``records``: validated record dicts, as ``lighthead.datasets.load_dataset`` (the only
+    validation pass: annotations are not checked again here). Records without a non-ignore
+    box are skipped and counted. Images that cannot be read (missing, undecodable, truncated:
+    :func:`lighthead.data.transforms.read_image`) are bad records when read: they raise
+    BadRecordError naming the file or, with ``cfg.skip_bad_records``, go to the run's
+    ``<cfg.log_dir>/bad_records.txt`` (the log ``load_dataset`` writes too) and are replaced
+    by a later record of the epoch's order.
 
-    ``start_method``: multiprocessing start method for the workers; default ``'fork'`` where
-    available, else ``'spawn'``.
+    ``start_method``: multiprocessing start method for the workers; default ``'spawn'``. A
+    forked worker hangs in its first OpenCV call when the main process has used OpenCV's
+    thread pool before (the pool's threads do not survive the fork; measured with OpenCV 5.1),
+    and this module imports no TensorFlow, so a fresh interpreter starts in well under a
+    second.
 
     Attributes: ``steps_per_epoch``, ``step`` (index of the next step), ``num_usable``,
-    ``num_empty`` (skipped: no usable box), ``num_bad`` (skipped bad records so far),
+    ``num_empty`` (skipped: no usable box), ``num_bad`` (unreadable images skipped so far),
     ``total_wait`` / ``last_wait`` (seconds the consumer waited for data: in total, for the
     last step), ``worker_pids``.
     """
@@ -131,8 +136,9 @@ class TrainDataFlow(object):
         if len(cfg.class_names) < 2:
             raise ValueError('cfg.class_names must list the classes (background first), got %r'
                              % (cfg.class_names,))
-        self._bad_log = BadRecordLog(cfg.log_dir) if cfg.skip_bad_records else None
-        usable = self._usable(records, cfg.class_names)
+        self._bad_log = BadRecordLog.for_dir(cfg.log_dir) if cfg.skip_bad_records else None
+        self.num_bad = 0
+        usable = self._with_usable_boxes(records)
         per_step = cfg.train_batch_per_gpu * self.num_towers
         self.steps_per_epoch = len(usable) // per_step
         if self.steps_per_epoch == 0:
@@ -155,24 +161,14 @@ class TrainDataFlow(object):
             self._maker = BatchMaker(usable, settings)
 
     @property
-    def num_bad(self):
-        return self._bad_log.count if self._bad_log else 0
-
-    @property
     def worker_pids(self):
         return [w.process.pid for w in self._workers]
 
-    def _usable(self, records, class_names):
+    def _with_usable_boxes(self, records):
+        """The records with a non-ignore box (no validation: the loaders did it)."""
         usable = []
         self.num_empty = 0
         for rec in records:
-            try:
-                validate_record(rec, class_names, check_file=False)
-            except BadRecordError as e:
-                if self._bad_log is None:
-                    raise
-                self._bad_log(e)
-                continue
             if (~rec['ignore']).any():
                 usable.append(rec)
             else:
@@ -180,15 +176,11 @@ class TrainDataFlow(object):
         if self.num_empty:
             logger.warning('data: skipped %d of %d training images without a usable '
                            '(non-ignore) box', self.num_empty, len(records))
-        if self.num_bad:
-            logger.warning('data: skipped %d bad records, listed in %s', self.num_bad,
-                           self._bad_log.path)
         return usable
 
     def _start_workers(self, records, settings, count, start_method):
         if start_method is None:
-            methods = multiprocessing.get_all_start_methods()
-            start_method = 'fork' if 'fork' in methods else 'spawn'
+            start_method = 'spawn'
         ctx = multiprocessing.get_context(start_method)
         main_ends = []
         for index in range(count):
@@ -269,8 +261,9 @@ class TrainDataFlow(object):
         batches = []
         for batch, bad, truncated in results:
             for err in bad:
-                self._bad_log(err)
-                logger.warning('data: skipped bad record: %s', err)
+                if self._bad_log(err):
+                    self.num_bad += 1
+                    logger.warning('data: skipped bad record: %s', err)
             if truncated and not self._warned_truncation:
                 self._warned_truncation = True
                 logger.warning('data: an image has more than max_boxes_of_image boxes; only '

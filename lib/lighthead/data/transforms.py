@@ -14,13 +14,74 @@ class ImageReadError(IOError):
 
 
 def read_image(path):
-    """BGR uint8 ``[H, W, 3]`` of ``path``; raises :class:`ImageReadError` naming the file."""
+    """BGR uint8 ``[H, W, 3]`` of ``path``; raises :class:`ImageReadError` naming the file.
+
+    Every image is read here (training, evaluation, prediction). Besides missing and
+    undecodable files, a JPEG or PNG that is cut short is an error: OpenCV would decode it
+    with the missing part flat grey (libjpeg only prints "Premature end of JPEG file", without
+    the file name). Checked before decoding: a JPEG must have an end-of-image marker (FF D9)
+    after its first scan header, a PNG an ``IEND`` chunk; bytes after them are allowed.
+    """
     if not os.path.isfile(path):
         raise ImageReadError('cannot read image %s: no such file' % path)
-    img = cv2.imread(path, cv2.IMREAD_COLOR)
+    try:
+        with open(path, 'rb') as f:
+            data = f.read()
+    except (IOError, OSError) as e:
+        raise ImageReadError('cannot read image %s: %s' % (path, e))
+    problem = _truncation(data) if data else 'empty file'
+    if problem:
+        raise ImageReadError('cannot read image %s: %s (truncated or corrupt file)'
+                             % (path, problem))
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if img is None:
         raise ImageReadError('cannot read image %s: not a decodable image (corrupt?)' % path)
     return img
+
+
+_JPEG_SOI = b'\xff\xd8'
+_JPEG_EOI = b'\xff\xd9'
+_PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
+
+
+def _truncation(data):
+    """Why the JPEG / PNG bytes ``data`` are incomplete, or None (also for other formats)."""
+    if data.startswith(_JPEG_SOI):
+        return _jpeg_truncation(data)
+    if data.startswith(_PNG_SIGNATURE):
+        end = data.rfind(b'IEND')
+        if end < len(_PNG_SIGNATURE) + 4 or data[end - 4:end] != b'\x00\x00\x00\x00':
+            return 'PNG without its IEND chunk (%d bytes)' % len(data)
+    return None
+
+
+def _jpeg_truncation(data):
+    """Walk the JPEG marker segments to the first scan (SOS), then look for the end-of-image
+    marker after it (entropy-coded data never holds FF D9). Oddities that libjpeg tolerates
+    end the walk early and are left to the decoder."""
+    pos, n = 2, len(data)
+    while pos < n:
+        if data[pos] != 0xFF:
+            break  # not at a marker: search from here
+        marker = data[pos + 1] if pos + 1 < n else None
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker is None or pos + 4 > n:
+            return 'JPEG ends inside its headers (%d bytes)' % n
+        if marker == 0xD9:
+            return None
+        if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # markers without a length
+            pos += 2
+            continue
+        pos += 2 + ((data[pos + 2] << 8) | data[pos + 3])
+        if marker == 0xDA:  # start of scan: the entropy-coded data follows its header
+            break
+    if pos >= n:
+        return 'JPEG ends inside its headers (%d bytes)' % n
+    if data.find(_JPEG_EOI, pos) < 0:
+        return 'JPEG without its end-of-image marker FF D9 (%d bytes)' % n
+    return None
 
 
 def short_max_scale(height, width, short, max_size):
@@ -83,16 +144,32 @@ def normalize(img_bgr_uint8, mean_bgr):
     return cv2.subtract(rgb, mean_rgb, dtype=cv2.CV_32F)
 
 
+def make_im_info(resized_hw, scale, original_hw, num_boxes=0):
+    """The network's ``im_info`` row of one image: float32 ``[1, 6]`` =
+    ``[[resized_h, resized_w, scale, orig_h, orig_w, num_boxes]]``.
+
+    ``resized_hw``: ``(height, width)`` of the image as fed (after resizing and any
+    augmentation; e.g. ``img.shape[:2]``); ``scale``: the resize factor (resized over
+    original); ``original_hw``: ``(height, width)`` of the image as read; ``num_boxes``: the
+    gt boxes filled in for training (0 at test time). The one builder of ``im_info`` rows:
+    a batch stacks them (``[B, 6]``). Raises ``ValueError`` for a size that is not two values.
+    """
+    for name, hw in (('resized_hw', resized_hw), ('original_hw', original_hw)):
+        if len(hw) != 2:
+            raise ValueError('make_im_info: %s must be (height, width), got %r' % (name, hw))
+    return np.array([[resized_hw[0], resized_hw[1], scale, original_hw[0], original_hw[1],
+                      num_boxes]], dtype=np.float32)
+
+
 def load_test_image(path, short, max_size, mean):
     """Read and prepare one image for inference.
 
     Returns ``(data, im_info, raw_bgr)``: ``data`` float32 ``[1, H, W, 3]`` (resized, RGB,
     mean-subtracted), ``im_info`` float32 ``[1, 6]`` = ``(resized_h, resized_w, scale,
-    orig_h, orig_w, 0)``, ``raw_bgr`` the image as read. Raises :class:`ImageReadError`.
+    orig_h, orig_w, 0)`` (:func:`make_im_info`), ``raw_bgr`` the image as read. Raises
+    :class:`ImageReadError`.
     """
     raw = read_image(path)
     resized, scale = resize_short_max(raw, short, max_size)
     data = normalize(resized, mean)[None]
-    im_info = np.array([[resized.shape[0], resized.shape[1], scale, raw.shape[0],
-                         raw.shape[1], 0]], dtype=np.float32)
-    return data, im_info, raw
+    return data, make_im_info(resized.shape[:2], scale, raw.shape[:2]), raw

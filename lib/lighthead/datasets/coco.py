@@ -8,6 +8,7 @@ import os
 
 from .records import (Dataset, bad_record, check_unique_ids, make_record, report_bad,
                       validate_record)
+from .registry import DatasetFormat, register_format
 
 
 def read_json(path):
@@ -41,13 +42,14 @@ def coco_classes(coco, json_path, class_names=None):
     return list(class_names), category_ids, name_of
 
 
-def load_coco(json_path, image_root, class_names=None, on_bad=None):
+def load_coco(json_path, image_root, class_names=None, on_bad=None, check_files=False):
     """Read a COCO instances JSON into a :class:`Dataset` (one record per image).
 
     ``image_root``: folder that ``file_name`` is relative to. ``class_names``: list with
     ``'background'`` first, or None for all categories sorted by id. Record ``id`` is the
-    image ``file_name``. Bad records raise BadRecordError, or with ``on_bad`` (a callable
-    taking the error) are reported and skipped. Image files are not opened here.
+    image ``file_name``. Every record is validated (``validate_record``; with
+    ``check_files`` also that its image exists): bad records raise BadRecordError, or with
+    ``on_bad`` (a callable taking the error) are reported and skipped. Images are not opened.
     """
     coco = read_json(json_path)
     for key in ('images', 'annotations', 'categories'):
@@ -65,7 +67,7 @@ def load_coco(json_path, image_root, class_names=None, on_bad=None):
         try:
             rec = _record(img, anns_of.get(img.get('id'), []), json_path, image_root,
                           index_of, name_of)
-            validate_record(rec, class_names, check_file=False)
+            validate_record(rec, class_names, check_file=check_files)
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             if not hasattr(e, 'record_id'):
                 rid = img.get('file_name', img.get('id')) if isinstance(img, dict) else img
@@ -92,3 +94,34 @@ def _record(img, anns, json_path, image_root, index_of, name_of):
     fpath = os.path.abspath(os.path.join(image_root, img['file_name']))
     return make_record(json_path, img['file_name'], img['id'], fpath, img['height'],
                        img['width'], boxes, classes, ignore)
+
+
+class CocoFormat(DatasetFormat):
+    """``dataset_format = 'coco'``: ``<split>_source`` the instances JSON,
+    ``<split>_root_folder`` the image folder. The COCO ground truth is the file itself
+    (restricted to the images loaded, without segmentations)."""
+    name = 'coco'
+    description = "COCO instances JSON (source) and image folder (root_folder)"
+    classes_from_data = True
+
+    def load(self, spec, class_names=None, on_bad=None, check_files=False):
+        return load_coco(spec.source, spec.root_folder, class_names, on_bad, check_files)
+
+    def coco_ground_truth(self, dataset, spec):
+        coco = read_json(spec.source)
+        keep = {rec['image_id'] for rec in dataset.records}
+        images = [img for img in coco['images'] if img.get('id') in keep]
+        annotations = [{k: v for k, v in ann.items() if k != 'segmentation'}
+                       for ann in coco['annotations'] if ann.get('image_id') in keep]
+        return {'images': images, 'annotations': annotations,
+                'categories': coco['categories']}
+
+    def to_coco(self, spec, class_names=None):
+        return read_json(spec.source)
+
+    def write_from_coco(self, coco, dst, source='<coco>'):
+        from .convert import write_json
+        write_json(coco, dst)
+
+
+register_format(CocoFormat())

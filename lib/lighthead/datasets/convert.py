@@ -17,9 +17,9 @@ and categories that no box uses (unless named with ``class_names``).
 import json
 import os
 
-from .coco import coco_classes, read_json
+from .coco import coco_classes
 from .odgt import odgt_category_ids, odgt_image_ids, read_odgt
-from .voc import load_voc
+from .registry import DataSpec, format_names, get_format
 
 
 def coco_to_odgt(coco, json_path='<coco>'):
@@ -116,8 +116,7 @@ def dataset_to_coco(dataset, image_root):
 def voc_to_coco(voc_root, split, class_names=None):
     """A VOC split as a COCO dict; ``file_name`` is relative to ``<voc_root>/JPEGImages``.
     ``difficult`` objects become ``iscrowd = 1`` (COCOeval then ignores detections on them)."""
-    dataset = load_voc(voc_root, split, class_names)
-    return dataset_to_coco(dataset, os.path.join(voc_root, 'JPEGImages'))
+    return get_format('voc').to_coco(DataSpec(voc_root, None, split), class_names)
 
 
 def write_json(obj, path):
@@ -150,20 +149,26 @@ def _makedirs_for(path):
     os.makedirs(folder, exist_ok=True)
 
 
-def convert_file(kind, src, dst, split=None, class_names=None):
-    """File-level conversion: ``kind`` in ``coco2odgt`` (src json), ``odgt2coco`` (src odgt,
-    optional ``class_names`` without background), ``voc2coco`` (src VOC root, ``split``).
-    Returns the number of images written."""
-    if kind == 'coco2odgt':
-        lines = coco_to_odgt(read_json(src), src)
-        write_odgt(lines, dst)
-        return len(lines)
-    if kind == 'odgt2coco':
-        names = ['background'] + list(class_names) if class_names else None
-        coco = odgt_to_coco(read_odgt_lines(src), names)
-    elif kind == 'voc2coco':
-        coco = voc_to_coco(src, split)
-    else:
-        raise ValueError('unknown conversion %r' % kind)
-    write_json(coco, dst)
+def parse_conversion(kind):
+    """``'<a>2<b>'`` -> ``(format a, format b)``: registered formats, one of them ``coco``."""
+    src, sep, dst = kind.partition('2') if isinstance(kind, str) else ('', '', '')
+    if not sep or 'coco' not in (src, dst) or src == dst or \
+            src not in format_names() or dst not in format_names():
+        raise ValueError('unknown conversion %r: conversions are <format>2coco and '
+                         'coco2<format> between the registered formats %s'
+                         % (kind, ', '.join(format_names())))
+    return get_format(src), get_format(dst)
+
+
+def convert_file(kind, src, dst, split=None, class_names=None, root_folder=None):
+    """File-level conversion ``'<a>2<b>'`` through the format registry (one side is
+    ``coco``): the source format's ``to_coco``, then the target's ``write_from_coco``.
+
+    Built in: ``coco2odgt`` (src json), ``odgt2coco`` (src odgt, optional ``class_names``
+    without background), ``voc2coco`` (src VOC root, ``split``). Returns the number of images
+    written."""
+    src_fmt, dst_fmt = parse_conversion(kind)
+    names = ['background'] + list(class_names) if class_names else None
+    coco = src_fmt.to_coco(DataSpec(src, root_folder, split), names)
+    dst_fmt.write_from_coco(coco, dst, source=src)
     return len(coco['images'])

@@ -13,6 +13,7 @@ import os
 
 from .records import (Dataset, bad_record, check_unique_ids, make_record, report_bad,
                       stable_image_ids, validate_record)
+from .registry import DatasetFormat, register_format
 
 
 def read_odgt(path):
@@ -66,13 +67,15 @@ def odgt_category_ids(lines, class_names):
     return ids
 
 
-def load_odgt(path, image_root, class_names, on_bad=None):
+def load_odgt(path, image_root, class_names, on_bad=None, check_files=False):
     """Read an .odgt file into a :class:`Dataset`.
 
     ``image_root``: folder the ``fpath`` entries are relative to (a leading ``/`` is
     allowed); None for absolute paths. ``class_names``: list with ``'background'`` first;
-    a ``tag`` outside it is an unknown class. Record ``id`` is ``ID``. Bad records raise
-    BadRecordError or, with ``on_bad``, are reported and skipped. Image files are not opened.
+    a ``tag`` outside it is an unknown class. Record ``id`` is ``ID``. Every record is
+    validated (``validate_record``; with ``check_files`` also that its image exists): bad
+    records raise BadRecordError or, with ``on_bad``, are reported and skipped. Images are
+    not opened.
     """
     if not class_names or len(class_names) < 2:
         raise ValueError('load_odgt(%s): class_names (with background first) are required'
@@ -89,7 +92,7 @@ def load_odgt(path, image_root, class_names, on_bad=None):
     for (number, obj), image_id in zip(lines, image_ids):
         try:
             rec = _record(obj, path, image_root, image_id, index_of)
-            validate_record(rec, class_names, check_file=False)
+            validate_record(rec, class_names, check_file=check_files)
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             if not hasattr(e, 'record_id'):
                 e = bad_record(str(obj.get('ID', 'line %d' % number)),
@@ -124,3 +127,25 @@ def _record(obj, path, image_root, image_id, index_of):
         ignore.append(bool((gt.get('extra') or {}).get('ignore', 0)))
     return make_record(path, rid, image_id, join_root(image_root, obj['fpath']),
                        obj['height'], obj['width'], boxes, classes, ignore)
+
+
+class OdgtFormat(DatasetFormat):
+    """``dataset_format = 'odgt'``: ``<split>_source`` the .odgt file, ``<split>_root_folder``
+    the folder its ``fpath`` entries are relative to; ``class_names`` must be in the config.
+    Conversions to and from COCO work on the raw lines (:mod:`lighthead.datasets.convert`)."""
+    name = 'odgt'
+    description = '.odgt lines (source) and image folder (root_folder)'
+
+    def load(self, spec, class_names=None, on_bad=None, check_files=False):
+        return load_odgt(spec.source, spec.root_folder, class_names, on_bad, check_files)
+
+    def to_coco(self, spec, class_names=None):
+        from .convert import odgt_to_coco, read_odgt_lines
+        return odgt_to_coco(read_odgt_lines(spec.source), class_names)
+
+    def write_from_coco(self, coco, dst, source='<coco>'):
+        from .convert import coco_to_odgt, write_odgt
+        write_odgt(coco_to_odgt(coco, source), dst)
+
+
+register_format(OdgtFormat())

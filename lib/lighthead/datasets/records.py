@@ -156,27 +156,44 @@ def validate_record(rec, class_names, check_file=True):
         raise bad_record(rec, 'unknown class index %d (classes are 1..%d: %s)' % (
             int(classes[np.argmax(unknown)]), len(class_names) - 1, list(class_names[1:])))
     if check_file and not os.path.isfile(rec['fpath']):
-        raise bad_record(rec, 'missing image file %s' % rec['fpath'], path=rec['fpath'])
+        raise bad_record(rec, 'missing image file (listed in %s)' % rec.get('source'),
+                         path=rec['fpath'])
 
 
 class BadRecordLog(object):
     """Appends skipped records to ``<log_dir>/bad_records.txt``, one line each, once per run.
 
-    Usable as the ``on_bad`` callback of the readers: ``log(err)`` with a BadRecordError.
+    Usable as the ``on_bad`` callback of the readers: ``log(err)`` with a BadRecordError;
+    returns True when the error is new (written), False when already logged. One run has one
+    log: :meth:`for_dir` gives the process's instance for a folder (``load_dataset`` and the
+    training data flow share it).
     """
+    _shared = {}
 
     def __init__(self, log_dir):
         self.path = os.path.join(log_dir, BAD_RECORDS_FILE)
         self._seen = set()
 
+    @classmethod
+    def for_dir(cls, log_dir):
+        """The shared log of ``<log_dir>/bad_records.txt`` in this process."""
+        key = os.path.abspath(os.path.join(log_dir, BAD_RECORDS_FILE))
+        log = cls._shared.get(key)
+        if log is None:
+            log = cls._shared[key] = cls(log_dir)
+        elif not os.path.exists(log.path):  # removed since: a new run in the same folder
+            log._seen.clear()
+        return log
+
     def __call__(self, err):
         key = (err.path, err.record_id, str(err))
         if key in self._seen:
-            return
+            return False
         self._seen.add(key)
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
         with open(self.path, 'a') as f:
             f.write(str(err) + '\n')
+        return True
 
     @property
     def count(self):

@@ -9,6 +9,7 @@ import zlib
 
 from .records import (Dataset, bad_record, check_unique_ids, make_record, report_bad,
                       stable_image_ids, validate_record)
+from .registry import DatasetFormat, register_format
 
 
 def parse_voc_xml(xml_path):
@@ -61,13 +62,15 @@ def voc_image_id(stem):
     return zlib.crc32(stem.encode('utf-8')) & 0x7fffffff
 
 
-def load_voc_xml(xml_path, image_path=None, class_names=None, image_id=None, on_bad=None):
+def load_voc_xml(xml_path, image_path=None, class_names=None, image_id=None, on_bad=None,
+                 check_files=False):
     """One VOC XML file (and its image) as a one-record :class:`Dataset` (no record if bad
     and ``on_bad`` is given).
 
     ``image_path``: default the XML's ``<filename>`` in the XML's folder. ``class_names``:
     default ``'background'`` plus the sorted object names. ``image_id``: default
     :func:`voc_image_id` of the XML name. Record ``id`` is the XML file name without extension.
+    The record is validated (``validate_record``, with ``check_files`` that the image exists).
     """
     stem = os.path.splitext(os.path.basename(xml_path))[0]
     parsed = parse_voc_xml(xml_path)
@@ -82,21 +85,23 @@ def load_voc_xml(xml_path, image_path=None, class_names=None, image_id=None, on_
     try:
         rec = _record(parsed, xml_path, stem, voc_image_id(stem) if image_id is None else image_id,
                       image_path, index_of)
-        validate_record(rec, class_names, check_file=False)
+        validate_record(rec, class_names, check_file=check_files)
         records.append(rec)
     except ValueError as e:
         report_bad(e, on_bad)
     return Dataset(class_names, records, [None] + list(range(1, len(class_names))), xml_path)
 
 
-def load_voc(voc_root, split, class_names=None, on_bad=None):
+def load_voc(voc_root, split, class_names=None, on_bad=None, check_files=False):
     """A VOC split: ``<voc_root>/ImageSets/Main/<split>.txt`` names the images,
     ``Annotations/<name>.xml`` their boxes, ``JPEGImages/<name>.jpg`` the pixels.
 
     ``class_names``: default ``'background'`` plus the sorted object names of the split
     (give them explicitly so train and test agree). Record ``id`` is the image name;
     ``image_id`` its digits (``'2008_000123'`` -> 2008000123) when all names are digits and
-    unique, else 1-based positions in the split file. ``category_ids[i] = i``.
+    unique, else 1-based positions in the split file. ``category_ids[i] = i``. Every record
+    is validated (``validate_record``; with ``check_files`` also that its image exists): bad
+    ones raise BadRecordError or, with ``on_bad``, are reported and skipped.
     """
     split_file = os.path.join(voc_root, 'ImageSets', 'Main', split + '.txt')
     with open(split_file) as f:
@@ -119,10 +124,33 @@ def load_voc(voc_root, split, class_names=None, on_bad=None):
         fpath = os.path.join(voc_root, 'JPEGImages', stem + '.jpg')
         try:
             rec = _record(p, xml_path, stem, image_id, fpath, index_of)
-            validate_record(rec, class_names, check_file=False)
+            validate_record(rec, class_names, check_file=check_files)
         except ValueError as e:
             report_bad(e, on_bad)
             continue
         records.append(rec)
     records = check_unique_ids(records, split_file, on_bad)
     return Dataset(class_names, records, [None] + list(range(1, len(class_names))), split_file)
+
+
+class VocFormat(DatasetFormat):
+    """``dataset_format = 'voc'``: ``<split>_source`` the VOC root, ``<split>_split`` the
+    ImageSets/Main name. Evaluation adds the VOC07 11-point and the area mAP
+    (:func:`lighthead.eval.voc_eval.voc_evaluate`)."""
+    name = 'voc'
+    description = 'Pascal VOC root (source) and ImageSets/Main split name (split)'
+    classes_from_data = True
+
+    def load(self, spec, class_names=None, on_bad=None, check_files=False):
+        return load_voc(spec.source, spec.split, class_names, on_bad, check_files)
+
+    def image_root(self, dataset, spec):
+        return os.path.join(spec.source, 'JPEGImages')
+
+    def extra_metrics(self, dataset, detections):
+        from ..eval.voc_eval import voc_evaluate, voc_summary
+        voc = voc_evaluate(dataset.records, detections, dataset.class_names)
+        return [('voc', voc, voc_summary(voc))]
+
+
+register_format(VocFormat())

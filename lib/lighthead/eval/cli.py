@@ -4,7 +4,8 @@ epoch checkpoints.
 Records are split into contiguous shards, one per device; each shard runs in its own process
 (one device: in this process). Detections go to ``eval_dump/epoch_N.json`` (COCO results), the
 metrics to ``eval_dump/epoch_N_metrics.json``; the COCO summary and a per-class AP table are
-appended to ``eval_dump/results.txt``; VOC datasets also get the VOC07 11-point and area mAP.
+appended to ``eval_dump/results.txt``. The dataset format (``lighthead.datasets.registry``) gives
+the COCO ground truth and may add metrics of its own (VOC: the VOC07 11-point and area mAP).
 ``-s`` draws detections into ``vis_epoch_N/``. ``--precision bf16`` runs the graph with oneDNN
 auto mixed precision and names its files ``epoch_N_bf16*``.
 
@@ -25,11 +26,10 @@ import time
 
 from tqdm import tqdm
 
-from lighthead.datasets import load_dataset
-from lighthead.datasets.convert import dataset_to_coco
+from lighthead.checkpoint import (CheckpointMismatchError, CheckpointNotFoundError,
+                                  resolve_checkpoint)
+from lighthead.datasets import data_spec, get_format, load_dataset
 from lighthead.eval.coco_eval import coco_evaluate, group_table, load_coco_gt, per_class_table
-from lighthead.eval.voc_eval import voc_evaluate
-from lighthead.train.checkpoint import epoch_checkpoint, list_checkpoints
 from lighthead.utils.session import PRECISIONS
 
 
@@ -142,12 +142,13 @@ def evaluate_results(gt, results, rpn_results=None, groups=None, class_agnostic_
 
 def evaluate_epoch(cfg, network_cls, epoch, dataset, gt, num_shards=1, show=False,
                    precision='fp32'):
-    """Evaluate ``epoch_<epoch>.ckpt``; returns the metrics dict."""
-    checkpoint = epoch_checkpoint(cfg.model_dump_dir, epoch)
-    if not os.path.exists(checkpoint + '.index'):
-        raise SystemExit('lighthead: %s not found; checkpoints in %s: %s' % (
-            checkpoint, cfg.model_dump_dir, ', '.join(list_checkpoints(cfg.model_dump_dir)) or
-            'none'))
+    """Evaluate ``epoch_<epoch>.ckpt`` of ``cfg.model_dump_dir``; returns the metrics dict.
+
+    Raises :class:`lighthead.checkpoint.CheckpointNotFoundError` when that checkpoint does not
+    exist, :class:`lighthead.checkpoint.CheckpointMismatchError` when it does not fit the
+    network (:func:`main` turns both into one ``lighthead: ...`` line and a non-zero exit).
+    """
+    checkpoint = resolve_checkpoint(cfg.model_dump_dir, epoch=epoch)
     os.makedirs(cfg.eval_dir, exist_ok=True)
     name = 'epoch_%d' % epoch + ('' if precision == 'fp32' else '_' + precision)
     vis_dir = None
@@ -178,10 +179,9 @@ def evaluate_epoch(cfg, network_cls, epoch, dataset, gt, num_shards=1, show=Fals
     if cfg.eval_rpn_only and proposals is None:
         text.append('RPN-only AP: not measured (the network has no proposal_boxes/'
                     'proposal_scores test outputs)')
-    if cfg.dataset_format == 'voc':
-        voc = voc_evaluate(dataset.records, detections, dataset.class_names)
-        metrics['voc'] = voc
-        text.append('VOC07 11-point mAP: %.4f   area mAP: %.4f' % (voc['mAP_07'], voc['mAP_area']))
+    for key, extra, line in get_format(cfg.dataset_format).extra_metrics(dataset, detections):
+        metrics[key] = extra
+        text.append(line)
     with open(os.path.join(cfg.eval_dir, name + '_metrics.json'), 'w') as f:
         json.dump(metrics, f, indent=2)
     with open(os.path.join(cfg.eval_dir, 'results.txt'), 'a') as f:
@@ -192,20 +192,22 @@ def evaluate_epoch(cfg, network_cls, epoch, dataset, gt, num_shards=1, show=Fals
 
 def main(cfg, network_cls, argv=None):
     """Entry point used by every experiment's ``test.py``."""
-    from lighthead.config import apply_overrides
+    from lighthead.config import apply_overrides, update_config
     from lighthead.utils.devices import parse_devices
     args = build_parser().parse_args(argv)
     try:
         if args.output:
-            cfg.output_dir = args.output
+            update_config(cfg, output_dir=args.output)
         apply_overrides(cfg, args.overrides)
         devices = parse_devices(args.devices)
     except (KeyError, ValueError) as e:
         raise SystemExit('lighthead: %s' % (e.args[0] if e.args else e))
     end = args.start_epoch if args.end_epoch < 0 else args.end_epoch
-    dataset = load_dataset(cfg, 'eval')
-    gt = cfg.eval_source if cfg.dataset_format == 'coco' else dataset_to_coco(
-        dataset, cfg.eval_root_folder or os.path.dirname(dataset.records[0]['fpath']))
-    return {epoch: evaluate_epoch(cfg, network_cls, epoch, dataset, gt, len(devices),
-                                  args.show_image, args.precision)
-            for epoch in range(args.start_epoch, end + 1)}
+    dataset = load_dataset(cfg, 'eval')  # also resolves class names the config leaves open
+    gt = get_format(cfg.dataset_format).coco_ground_truth(dataset, data_spec(cfg, 'eval'))
+    try:
+        return {epoch: evaluate_epoch(cfg, network_cls, epoch, dataset, gt, len(devices),
+                                      args.show_image, args.precision)
+                for epoch in range(args.start_epoch, end + 1)}
+    except (CheckpointNotFoundError, CheckpointMismatchError) as e:
+        raise SystemExit('lighthead: %s' % e)

@@ -2,9 +2,10 @@
 import numpy as np
 
 from lighthead.compat import tf
-from lighthead.data.transforms import load_test_image, normalize, read_image, resize_short_max
+from lighthead.data.transforms import (load_test_image, make_im_info, normalize, read_image,
+                                       resize_short_max)
 from lighthead.eval.tiling import predict_tiled
-from lighthead.train.checkpoint import restore
+from lighthead.checkpoint import restore
 from lighthead.utils.tf_utils.inference_graph import frozen_session
 
 
@@ -21,6 +22,10 @@ class Predictor(object):
     (objectness), the graph's ``proposals/boxes`` and ``proposals/scores`` (the best
     ``TEST.MAX_PER_IMAGE`` proposals). ``self.proposals`` says whether they are given: False
     when not asked for, or when the network's test outputs have no ``proposal_boxes``.
+
+    Raises :class:`lighthead.checkpoint.CheckpointNotFoundError` when ``checkpoint`` (a prefix)
+    does not exist and :class:`lighthead.checkpoint.CheckpointMismatchError` when it does not
+    fit the network's graph (another experiment, backbone or class count).
     """
 
     def __init__(self, cfg, network, checkpoint, session_config=None, fold_bn=True,
@@ -31,7 +36,11 @@ class Predictor(object):
             self.inputs = network.get_inputs()
             self.outputs = network.inference('TEST', self.inputs)
             self.sess = tf.Session(config=session_config)
-            restore(self.sess, checkpoint)
+            try:
+                restore(self.sess, checkpoint, experiment=getattr(cfg, 'exp_name', None))
+            except Exception:
+                self.sess.close()
+                raise
         if fold_bn:
             named = {'data': self.inputs[0], 'im_info': self.inputs[1]}
             named.update(self.outputs)
@@ -62,8 +71,7 @@ class Predictor(object):
         cfg = self.cfg
         resized, scale = resize_short_max(image_bgr, cfg.eval_image_short_size,
                                           cfg.eval_image_max_size)
-        im_info = np.array([[resized.shape[0], resized.shape[1], scale, image_bgr.shape[0],
-                             image_bgr.shape[1], 0]], np.float32)
+        im_info = make_im_info(resized.shape[:2], scale, image_bgr.shape[:2])
         return self.predict(normalize(resized, cfg.image_mean)[None], im_info)
 
     def predict_file(self, path, tile=0, overlap=0):

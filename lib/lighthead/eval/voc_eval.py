@@ -96,3 +96,8 @@ def voc_evaluate(records, detections, class_names, iou_thresh=0.5):
     return {'mAP_07': float(np.mean([v['AP_07'] for v in valid])) if valid else float('nan'),
             'mAP_area': float(np.mean([v['AP_area'] for v in valid])) if valid else float('nan'),
             'per_class': per_class}
+
+
+def voc_summary(voc):
+    """One line of :func:`voc_evaluate`'s result for results.txt."""
+    return 'VOC07 11-point mAP: %.4f   area mAP: %.4f' % (voc['mAP_07'], voc['mAP_area'])

@@ -21,28 +21,17 @@ def build_parser():
     return p
 
 
-def resolve_weights(cfg, arg):
-    """The pretrained-weights path to load, or None. A missing default file is an error."""
-    if arg is not None:
-        if arg.lower() == 'none':
-            return None
-        path = arg
-    else:
-        path = cfg.weight
-        if not path:
-            return None
-    exists = os.path.exists(path) or os.path.exists(path + '.index')
-    if not exists:
-        raise SystemExit(
-            'lighthead: pretrained weights %s not found.\nPut the checkpoint there, pass '
-            '--weights PATH, or train from scratch with --weights none (then set '
-            'bn_training=True and freeze_at=0).' % path)
-    return path
-
-
 def main(cfg, network_cls, argv=None):
-    """Entry point used by every experiment's ``train.py``."""
-    from lighthead.train.checkpoint import latest_checkpoint
+    """Entry point used by every experiment's ``train.py``: parse ``argv``, decide once how the
+    run starts (:func:`lighthead.checkpoint.plan_start`: ``-c`` resumes from the newest
+    checkpoint in ``cfg.model_dump_dir``, else ``--weights``/``cfg.weight`` or from scratch),
+    train, and plot the losses. Returns the :class:`Trainer`.
+
+    Bad overrides or devices, missing pretrained weights, a checkpoint that does not fit the
+    network, and a diverging run exit with one line ``lighthead: ...`` (SystemExit; exit
+    status 2 for divergence, 1 otherwise).
+    """
+    from lighthead.checkpoint import CheckpointMismatchError, CheckpointNotFoundError, plan_start
     from lighthead.train.trainer import Trainer, TrainingDiverged, plot_losses
     from lighthead.utils.devices import parse_devices
     args = build_parser().parse_args(argv)
@@ -51,11 +40,15 @@ def main(cfg, network_cls, argv=None):
         devices = parse_devices(args.devices)
     except (KeyError, ValueError) as e:
         raise SystemExit('lighthead: %s' % (e.args[0] if e.args else e))
-    resuming = args.resume and latest_checkpoint(cfg.model_dump_dir) is not None
-    weights = None if resuming else resolve_weights(cfg, args.weights)
+    try:
+        plan = plan_start(cfg.model_dump_dir, args.resume, args.weights, cfg.weight)
+    except CheckpointNotFoundError as e:
+        raise SystemExit('lighthead: %s' % e)
     trainer = Trainer(cfg, network_cls(), devices, iters_per_epoch=args.iters_per_epoch)
     try:
-        trainer.train(resume=args.resume, weights=weights)
+        trainer.train(plan=plan)
+    except (CheckpointNotFoundError, CheckpointMismatchError) as e:
+        raise SystemExit('lighthead: %s' % e)
     except TrainingDiverged as e:
         print('lighthead: %s' % e, file=sys.stderr)
         raise SystemExit(2)

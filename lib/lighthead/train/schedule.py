@@ -3,9 +3,41 @@
 As the original, epoch 0 starts with ``warm_iter`` extra iterations whose learning rate rises
 linearly from ``warm_factor * lr`` towards ``lr``; every epoch then runs ``iters_per_epoch``
 iterations. The learning rate of a step is the per-device rate of its epoch
-(``config.lr_at_epoch``) times the number of towers.
+(:func:`lr_at_epoch`) times the number of towers.
+
+``lr_steps`` is a list of ``[epoch bound, lr factor]``: 0-based epoch ``e`` trains at
+``basic_lr * factor`` of the first bound greater than ``e``. The bounds increase, and the last
+one is at least ``max_epoch`` so that every epoch has its step (:func:`check_lr_steps`, applied
+by :func:`lighthead.config.finalize`); a last bound beyond ``max_epoch`` is a schedule cut short
+(e.g. ``max_epoch=1`` for a quick run).
 """
-from lighthead.config import lr_at_epoch
+
+
+def check_lr_steps(lr_steps, max_epoch):
+    """Raises ``ValueError`` naming ``lr_steps`` unless its bounds increase strictly and the
+    last one is ``>= max_epoch`` (``lr_steps``: ``[[bound, factor], ...]``, checked pairs)."""
+    bounds = [int(bound) for bound, _ in lr_steps]
+    if not bounds:
+        raise ValueError('lr_steps: expected a non-empty list of [epoch bound, lr factor], '
+                         'got %r' % (lr_steps,))
+    for prev, nxt in zip(bounds, bounds[1:]):
+        if nxt <= prev:
+            raise ValueError('lr_steps: expected increasing epoch bounds, got %r (%d after %d)'
+                             % (lr_steps, nxt, prev))
+    if bounds[-1] < max_epoch:
+        raise ValueError(
+            'lr_steps: expected the last epoch bound >= max_epoch = %d (every epoch needs a '
+            'learning-rate step), got %r; extend lr_steps or lower max_epoch'
+            % (max_epoch, lr_steps))
+
+
+def lr_at_epoch(cfg, epoch):
+    """Per-device learning rate of 0-based ``epoch``: ``cfg.basic_lr`` times the factor of the
+    first ``cfg.lr_steps`` bound greater than ``epoch`` (past the last bound, the last factor)."""
+    for bound, factor in cfg.lr_steps:
+        if epoch < bound:
+            return cfg.basic_lr * factor
+    return cfg.basic_lr * cfg.lr_steps[-1][1]
 
 
 class Schedule(object):

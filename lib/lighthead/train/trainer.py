@@ -2,40 +2,38 @@
 
 Each tower computes ``loss / num_towers``; the last tower adds the weight decay once; the
 gradients are summed over towers, so the step equals the mean data-loss gradient plus the weight
-decay gradient, as the original. Variables live on ``/cpu:0``. Each gradient is multiplied by
-the network's ``gradient_multiplier`` of its variable (the large separable conv's
-``cfg.large_sep_conv_grad_mult``).
+decay gradient, as the original. Variables live on ``/cpu:0``. The gradients of the variables
+the network declares (``network.gradient_multipliers()``: the large separable conv's, by
+``cfg.large_sep_conv_grad_mult``) are multiplied; the losses logged are the network's
+``loss_names`` and their total ``tot_losses``.
 
-Every step also logs the gradient norm of each part of the detector (``network.part_of``) and
-the network's training-health figures (``get_health_collection``) to ``log/losses.csv``, and
-:class:`lighthead.train.health.HeadHealthCheck` warns when the head stays at chance.
+The loop (:func:`lighthead.train.hooks.run_loop`) runs a step and hands its results to the
+hooks (:meth:`Trainer.build_hooks`), which do everything else: the NaN stop, timing,
+``log/losses.csv`` (with the gradient norm of each part of the detector, ``network.part_of``,
+and the network's training-health figures, ``get_health_collection``), ``log/train.log``,
+TensorBoard, the head-at-chance warning (:class:`lighthead.train.health.HeadHealthCheck`), the
+progress bar and the checkpoint schedule.
 """
 import collections
-import json
 import logging
-import math
 import os
 import time
 
 import numpy as np
-from tqdm import tqdm
 
+from lighthead import checkpoint as ckpt
 from lighthead.compat import tf
 from lighthead.config import to_json
 from lighthead.data.pipeline import TrainDataFlow
 from lighthead.datasets import load_dataset
-from lighthead.train import checkpoint as ckpt
+from lighthead.train import hooks as hooklib
 from lighthead.train.health import HeadHealthCheck
+from lighthead.train.hooks import TrainingDiverged  # noqa: F401  (raised by NaNStopHook)
 from lighthead.train.schedule import Schedule
 from lighthead.utils.devices import setup_towers
 from lighthead.utils.tf_utils.weights import load_pretrained
 
-LOSS_KEYS = ('rpn_loss_cls', 'rpn_loss_box', 'loss_cls', 'loss_box', 'tot_losses')
 _VARIABLE_OPS = ('Variable', 'VariableV2', 'VarHandleOp')
-
-
-class TrainingDiverged(RuntimeError):
-    """A loss or the gradient became NaN or infinite."""
 
 
 def _tower_device(device):
@@ -74,10 +72,15 @@ def _setup_logging(cfg):
 
 
 class Trainer(object):
-    """Builds the towers for ``network`` and runs the schedule of ``cfg``."""
+    """Builds the towers for ``network`` and runs the schedule of ``cfg``.
 
-    def __init__(self, cfg, network, devices, iters_per_epoch=None):
+    ``hooks``: more :class:`lighthead.train.hooks.Hook` objects for every run, after the
+    default ones but before the checkpoint (:meth:`build_hooks`).
+    """
+
+    def __init__(self, cfg, network, devices, iters_per_epoch=None, hooks=()):
         self.cfg = cfg
+        self.extra_hooks = list(hooks)
         self.network = network
         self.num_towers = len(devices)
         self.tower_devices, self.session_config = setup_towers(devices)
@@ -124,7 +127,8 @@ class Trainer(object):
                 tower_losses.append(loss)
 
         grads = _sum_gradients(tower_grads)
-        grads = [(_scaled(g, self.network.gradient_multiplier(v)), v) for g, v in grads]
+        multipliers = self.network.gradient_multipliers()
+        grads = [(_scaled(g, multipliers.get(v, 1.0)), v) for g, v in grads]
         parts = collections.OrderedDict()
         for g, v in grads:
             parts.setdefault(self.network.part_of(v), []).append(g)
@@ -140,9 +144,11 @@ class Trainer(object):
         with tf.control_dependencies(update_ops):
             self.train_op = optimizer.apply_gradients(grads, global_step=self.global_step)
         collection = self.network.get_train_collection()
-        self.loss_tensors = [collection[k] / self.num_towers for k in LOSS_KEYS]
+        self.loss_keys = tuple(self.network.loss_names) + ('tot_losses',)
+        self.loss_tensors = [collection[k] / self.num_towers for k in self.loss_keys]
         self.health_tensors = self.network.get_health_collection()
         self.health_tensors.update(self.part_grad_norms)
+        self.health_keys = list(self.health_tensors)
         self.saver = tf.train.Saver(max_to_keep=None)
         self.init_op = tf.global_variables_initializer()
 
@@ -156,30 +162,42 @@ class Trainer(object):
             feed[boxes] = batch['boxes']
         return feed
 
-    def _start(self, sess, resume, weights, logger):
-        """Initialise, then resume or load pretrained weights. Returns the start step."""
+    def _start(self, sess, plan, logger):
+        """Initialise, then execute ``plan`` (a :class:`lighthead.checkpoint.StartPlan`):
+        restore its checkpoint (checked against the graph first), or load its pretrained
+        weights, or nothing more. Returns the start step (the restored global step, else 0).
+
+        Raises ``CheckpointNotFoundError``/``CheckpointMismatchError`` (resume) and what
+        ``load_pretrained`` raises (pretrained weights).
+        """
         sess.run(self.init_op)
-        latest = ckpt.latest_checkpoint(self.cfg.model_dump_dir) if resume else None
-        if resume and latest is None:
-            logger.info('no checkpoint in %s: starting from scratch', self.cfg.model_dump_dir)
-            print('lighthead: -c given but no checkpoint in %s; starting a new run'
-                  % self.cfg.model_dump_dir)
-        if latest is not None:
-            self.saver.restore(sess, latest)
+        if plan.note:
+            logger.info(plan.note)
+            print('lighthead: ' + plan.note)
+        if plan.action == ckpt.RESUME:
+            ckpt.restore(sess, plan.path, saver=self.saver, experiment=self.cfg.exp_name)
             step = int(sess.run(self.global_step))
-            logger.info('resumed from %s at step %d', latest, step)
+            logger.info('resumed from %s at step %d', plan.path, step)
             print('lighthead: resumed from %s (step %d, epoch %d)'
-                  % (latest, step, sess.run(self.epoch)))
+                  % (plan.path, step, sess.run(self.epoch)))
             return step
-        if weights:
-            report = load_pretrained(sess, weights, self.cfg.weight_name_map,
+        if plan.action == ckpt.PRETRAINED:
+            report = load_pretrained(sess, plan.path, self.cfg.weight_name_map,
                                      report_path=os.path.join(self.cfg.log_dir, 'weights.json'))
-            logger.info('pretrained weights %s: %d restored, %d missing, %d unexpected', weights,
-                        len(report['restored']), len(report['missing']), len(report['unexpected']))
+            logger.info('pretrained weights %s: %d restored, %d missing, %d unexpected',
+                        plan.path, len(report['restored']), len(report['missing']),
+                        len(report['unexpected']))
         return 0
 
-    def train(self, resume=False, weights=None, max_steps=None):
-        """Run until the schedule ends (or ``max_steps`` more steps). Returns the final step."""
+    def train(self, resume=False, weights=None, max_steps=None, plan=None):
+        """Run until the schedule ends (or ``max_steps`` more steps). Returns the final step.
+
+        ``plan``: how to start (:func:`lighthead.checkpoint.plan_start`, as ``train.py`` makes
+        it); None: ``plan_start(model_dump_dir, resume, weights)`` (``weights`` None: from
+        scratch), raising ``CheckpointNotFoundError`` for missing weights.
+        """
+        if plan is None:
+            plan = ckpt.plan_start(self.cfg.model_dump_dir, resume, weights or 'none')
         cfg = self.cfg
         for d in (cfg.output_dir, cfg.model_dump_dir, cfg.log_dir, cfg.tb_dir):
             os.makedirs(d, exist_ok=True)
@@ -192,121 +210,71 @@ class Trainer(object):
                     self.images_per_step, sched.iters_per_epoch, sched.total_steps)
 
         with self.graph.as_default(), tf.Session(config=self.session_config) as sess:
-            step = self._start(sess, resume, weights, logger)
+            step = self._start(sess, plan, logger)
             end = sched.total_steps if max_steps is None else min(sched.total_steps, step + max_steps)
             if step >= end:
                 print('lighthead: training already finished at step %d' % step)
                 return step
-            writer = tf.summary.FileWriter(cfg.tb_dir)
-            csv_path = os.path.join(cfg.log_dir, 'losses.csv')
-            new_csv = not os.path.exists(csv_path) or step == 0
-            csv = open(csv_path, 'w' if new_csv else 'a')
-            health_keys = list(self.health_tensors)
-            if new_csv:
-                csv.write('step,epoch,lr,' + ','.join(LOSS_KEYS) + ',grad_norm,images_per_s,'
-                          'data_s,' + ','.join(health_keys) + '\n')
-            health_check = HeadHealthCheck(cfg)
+            self.sess, self.logger = sess, logger
+            self._current_lr = None
             flow = TrainDataFlow(dataset.records, cfg, self.num_towers, start_step=step)
-            current_lr = None
-            data_time = step_time = 0.0
-            timed_steps = 0
-            bar = tqdm(total=end, initial=step, desc=cfg.exp_name, dynamic_ncols=True)
             try:
-                while step < end:
-                    t0 = time.time()
-                    batches = next(flow)
-                    t1 = time.time()
-                    lr = sched.lr(step)
-                    if lr != current_lr:
-                        sess.run(self.set_lr, {self.lr_ph: lr})
-                        current_lr = lr
-                    _, values, grad_norm, health = sess.run(
-                        [self.train_op, self.loss_tensors, self.grad_norm, self.health_tensors],
-                        self._feed(batches))
-                    health = {k: float(v) for k, v in health.items()}
-                    t2 = time.time()
-                    if not all(math.isfinite(float(v)) for v in list(values) + [grad_norm]):
-                        last = ckpt.latest_checkpoint(cfg.model_dump_dir)
-                        msg = ('loss or gradient became non-finite at step %d (epoch %d): %s, '
-                               'gradient norm %s; the newest checkpoint is %s' % (
-                                   step, sched.epoch_of(step) + 1,
-                                   dict(zip(LOSS_KEYS, map(float, values))), float(grad_norm),
-                                   last))
-                        logger.error(msg)
-                        raise TrainingDiverged(msg)
-                    if step > 0:  # the first step includes graph warm-up
-                        data_time += t1 - t0
-                        step_time += t2 - t0
-                        timed_steps += 1
-                    epoch = sched.epoch_of(step)
-                    speed = self.images_per_step / max(t2 - t0, 1e-9)
-                    losses = dict(zip(LOSS_KEYS, (float(v) for v in values)))
-                    losses['grad_norm'] = float(grad_norm)
-                    csv.write('%d,%d,%.6g,%s,%.6g,%.3f,%.4f,%s\n' % (
-                        step, epoch, lr, ','.join('%.6g' % losses[k] for k in LOSS_KEYS),
-                        grad_norm, speed, t1 - t0,
-                        ','.join('%.6g' % health[k] for k in health_keys)))
-                    if step % cfg.log_interval == 0 or step + 1 == end:
-                        self._log(writer, logger, step, epoch, lr, losses, speed, t1 - t0,
-                                  health)
-                    warning = health_check.update(step, health, last_step=step + 1 == end)
-                    if warning:
-                        logger.warning(warning)
-                        tqdm.write('lighthead: ' + warning)
-                    bar.set_postfix(ep=epoch + 1, lr='%.2g' % lr,
-                                    loss='%.3f' % losses['tot_losses'],
-                                    cls='%.3f' % losses['loss_cls'],
-                                    acc='%.2f/%.2f' % (health['acc_fg'], health['acc_bg']),
-                                    recall='%.2f' % health['rpn_recall'])
-                    bar.update(1)
-                    step += 1
-                    if sched.is_epoch_end(step - 1):
-                        sess.run(self.set_epoch, {self.epoch_ph: epoch + 1})
-                        prefix = ckpt.save_checkpoint(self.saver, sess, cfg.model_dump_dir,
-                                                      'epoch_%d.ckpt' % (epoch + 1))
-                        logger.info('saved %s', prefix)
-                    elif cfg.snapshot_iters and step % cfg.snapshot_iters == 0:
-                        prefix = ckpt.save_checkpoint(self.saver, sess, cfg.model_dump_dir,
-                                                      'iter_%d.ckpt' % step)
-                        logger.info('saved %s', prefix)
-                    csv.flush()
+                step = hooklib.run_loop(self, self.build_hooks(), step, end,
+                                        lambda s: self._run_step(flow, s))
             finally:
-                bar.close()
                 flow.close()
-                csv.close()
-                writer.close()
-            self.stats = dict(steps=timed_steps, data_s=data_time, step_s=step_time,
-                              images_per_s=(timed_steps * self.images_per_step / step_time
-                                            if step_time else float('nan')))
-            if timed_steps:
-                logger.info('timing: %s', json.dumps(self.stats))
-                print('lighthead: %.2f images/s, data loading %.1f%% of the step time' % (
-                    self.stats['images_per_s'], 100.0 * data_time / max(step_time, 1e-9)))
+                self.sess = None
         return step
 
-    def _log(self, writer, logger, step, epoch, lr, losses, speed, data_s, health):
-        logger.info('epoch %d iter %d, %s, lr: %.6g, speed: %.2f img/s, data: %.3fs, health: %s',
-                    epoch + 1, step, ', '.join('%s: %.4f' % kv for kv in losses.items()), lr,
-                    speed, data_s, ', '.join('%s: %.4g' % kv for kv in health.items()))
-        values = [tf.Summary.Value(tag='loss/' + k, simple_value=v) for k, v in losses.items()]
-        values += [tf.Summary.Value(tag='health/' + k, simple_value=v)
-                   for k, v in health.items() if math.isfinite(v)]
-        values.append(tf.Summary.Value(tag='lr', simple_value=lr))
-        values.append(tf.Summary.Value(tag='speed/images_per_s', simple_value=speed))
-        values.append(tf.Summary.Value(tag='speed/data_s', simple_value=data_s))
-        writer.add_summary(tf.Summary(value=values), step)
-        writer.flush()
+    def build_hooks(self):
+        """The hooks of one run (:mod:`lighthead.train.hooks`), in the order they see a step:
+        NaN stop, timer, ``log/losses.csv``, ``log/train.log`` and TensorBoard (every
+        ``cfg.log_interval`` steps), the head-at-chance check, the progress bar, the hooks
+        given to the constructor, and the checkpoint schedule (``cfg.snapshot_iters``)."""
+        cfg = self.cfg
+        return [hooklib.NaNStopHook(),
+                hooklib.TimerHook(),
+                hooklib.CsvLogHook(os.path.join(cfg.log_dir, 'losses.csv')),
+                hooklib.TrainLogHook(cfg.log_interval),
+                hooklib.TensorBoardHook(cfg.tb_dir, cfg.log_interval),
+                hooklib.HealthCheckHook(HeadHealthCheck(cfg)),
+                hooklib.ProgressBarHook(cfg.exp_name)] + self.extra_hooks + [
+                hooklib.CheckpointHook(cfg.model_dump_dir, cfg.snapshot_iters)]
+
+    def _run_step(self, flow, step):
+        """Run global ``step``: its batch from ``flow``, the schedule's learning rate, one
+        optimizer step. Returns its :class:`lighthead.train.hooks.StepResults`."""
+        t0 = time.time()
+        batches = next(flow)
+        t1 = time.time()
+        lr = self.schedule.lr(step)
+        if lr != self._current_lr:
+            self.sess.run(self.set_lr, {self.lr_ph: lr})
+            self._current_lr = lr
+        _, values, grad_norm, health = self.sess.run(
+            [self.train_op, self.loss_tensors, self.grad_norm, self.health_tensors],
+            self._feed(batches))
+        t2 = time.time()
+        return hooklib.StepResults(
+            epoch=self.schedule.epoch_of(step), lr=lr,
+            losses=collections.OrderedDict(zip(self.loss_keys, (float(v) for v in values))),
+            grad_norm=float(grad_norm),
+            health=collections.OrderedDict((k, float(health[k])) for k in self.health_keys),
+            data_s=t1 - t0, step_s=t2 - t0,
+            images_per_s=self.images_per_step / max(t2 - t0, 1e-9))
 
 
 def plot_losses(csv_path, png_path):
-    """Plot the loss curves of ``losses.csv`` into ``png_path``."""
+    """Plot the loss curves of ``losses.csv`` (its columns between ``lr`` and ``grad_norm``)
+    into ``png_path``."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     table = np.genfromtxt(csv_path, delimiter=',', names=True)
     table = np.atleast_1d(table)
+    columns = table.dtype.names
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    for key in LOSS_KEYS:
+    for key in columns[columns.index('lr') + 1:columns.index('grad_norm')]:
         values = table[key]
         window = max(1, len(values) // 50)
         smooth = np.convolve(values, np.ones(window) / window, mode='valid')

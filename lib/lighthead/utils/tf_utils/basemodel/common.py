@@ -1,5 +1,7 @@
-"""What the backbones share: per-stage layer defaults (freezing, BN mode, weight decay),
-end-point bookkeeping and the ImageNet classification head.
+"""What the backbones share: the skeleton (stem, freeze-scoped stages, end points, optional
+classifier: :func:`build_stages`), per-stage layer defaults (freezing, BN mode, weight decay),
+end-point bookkeeping and the ImageNet classification head. A backbone states only its stem
+(depth and kernel of ``conv1``), its unit and its table of :class:`Stage`.
 
 Policy, the same for every backbone:
 - Stage 0 is the stem, stage i >= 1 the i-th residual stage. ``freeze_at`` (detectron2
@@ -12,7 +14,9 @@ Policy, the same for every backbone:
 - Conv weights of non-frozen stages: He (variance scaling) init and ``l2_regularizer(
   weight_decay)`` = ``weight_decay * 0.5 * ||w||^2``; no regularizer on biases or BN.
 """
+import collections
 import contextlib
+import functools
 
 from lighthead.compat import tf
 from lighthead.layers import (arg_scope, batch_norm, conv2d, conv2d_same, l2_regularizer,
@@ -86,3 +90,41 @@ def classifier(net, num_classes, weight_decay, end_points, scope_name):
     add_end_point(end_points, scope_name, 'logits', logits)
     end_points['predictions'] = tf.nn.softmax(logits, name='predictions')
     return logits
+
+
+Stage = collections.namedtuple('Stage', ['name', 'units', 'stride', 'unit'])
+Stage.__doc__ = """One stage of a backbone: variable scope and end point ``name``, ``units``
+residual units, the ``stride`` of its first unit (the others have stride 1), and ``unit``, a
+function ``unit(net, stride, scope) -> net`` that builds one unit under ``scope``
+(``unit_1`` .. ``unit_<units>``); bind a stage's widths with ``functools.partial``."""
+
+
+def build_stages(images, stem_depth, stem_kernel, stages, is_training=False, bn_training=False,
+                 freeze_at=2, weight_decay=1e-4, bn_decay=BN_DECAY, num_classes=None,
+                 scope=None, reuse=None):
+    """The skeleton every backbone shares; returns ``(net, end_points)``.
+
+    Under ``tf.variable_scope(scope, reuse=reuse)``: the :func:`stem` (stage 0, end points
+    ``conv1`` and ``pool1``), then every :class:`Stage` of ``stages`` under its own scope, its
+    units ``unit_1`` .. ``unit_<units>``, its output the end point ``<name>``; stage ``i``
+    (0 = stem) is built in :func:`stage_scope` with ``frozen = freeze_at > i``. With
+    ``num_classes`` the :func:`classifier` follows and ``net`` is its logits, else ``net`` is
+    the last stage's output. ``end_points`` is an ``OrderedDict``, each end point under its
+    full name ``<scope>/<name>`` and its short alias ``<name>``.
+    """
+    check_freeze_at(freeze_at, 1 + len(stages))
+    end_points = collections.OrderedDict()
+    with tf.variable_scope(scope, reuse=reuse) as sc:
+        scoped = functools.partial(stage_scope, is_training=is_training, bn_training=bn_training,
+                                   weight_decay=weight_decay, bn_decay=bn_decay)
+        with scoped(freeze_at > 0):
+            net = stem(images, stem_depth, stem_kernel, end_points, sc.name)
+        for index, stage in enumerate(stages, 1):
+            with scoped(freeze_at > index), tf.variable_scope(stage.name):
+                for unit in range(stage.units):
+                    net = stage.unit(net, stage.stride if unit == 0 else 1,
+                                     'unit_%d' % (unit + 1))
+            add_end_point(end_points, sc.name, stage.name, net)
+        if num_classes:
+            net = classifier(net, num_classes, weight_decay, end_points, sc.name)
+    return net, end_points

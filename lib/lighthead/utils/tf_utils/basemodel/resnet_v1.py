@@ -27,14 +27,12 @@ End points (``OrderedDict``; full name ``<scope>/<name>`` and alias ``<name>``):
 with ``num_classes`` also ``global_pool``, ``logits``, ``predictions``. The RPN uses
 ``block3``, the light head ``block4``. Spatial size of an end point: ``ceil(H / stride)``.
 """
-import collections
 import functools
 
 from lighthead.compat import tf
 from lighthead.layers import conv2d, conv2d_same
 
-from .common import (BN_DECAY, add_end_point, check_freeze_at, classifier,
-                     projection_shortcut, stage_scope, stem)
+from .common import BN_DECAY, Stage, build_stages, projection_shortcut
 
 SCOPE = 'resnet_v1_101'
 RPN_FEATURE = 'block3'
@@ -43,18 +41,29 @@ FEATURE_STRIDES = {'conv1': 2, 'pool1': 4, 'block1': 4, 'block2': 8, 'block3': 1
                    'block4': 16}
 
 ROOT_DEPTH = 64
-# (scope, output channels, bottleneck channels, units, stride of unit 1, dilation)
-BLOCKS_101 = (('block1', 256, 64, 3, 1, 1), ('block2', 512, 128, 4, 2, 1),
-              ('block3', 1024, 256, 23, 2, 1), ('block4', 2048, 512, 3, 1, 2))
+ROOT_KERNEL = 7
 
 
-def _bottleneck(net, depth, mid, stride, rate, scope):
+def _bottleneck(net, stride, scope, depth, mid, rate):
     with tf.variable_scope(scope), tf.variable_scope('bottleneck_v1'):
         shortcut = projection_shortcut(net, depth, stride)
         residual = conv2d(net, mid, 1, scope='conv1')
         residual = conv2d_same(residual, mid, 3, stride, rate=rate, scope='conv2')
         residual = conv2d(residual, depth, 1, activation_fn=None, scope='conv3')
         return tf.nn.relu(shortcut + residual)
+
+
+def _block(name, depth, mid, units, stride, rate):
+    """Stage ``name``: ``units`` bottlenecks of output ``depth`` and bottleneck ``mid``
+    channels, the first with ``stride``, every 3x3 conv with dilation ``rate``."""
+    return Stage(name, units, stride,
+                 functools.partial(_bottleneck, depth=depth, mid=mid, rate=rate))
+
+
+BLOCKS_101 = (_block('block1', 256, 64, units=3, stride=1, rate=1),
+              _block('block2', 512, 128, units=4, stride=2, rate=1),
+              _block('block3', 1024, 256, units=23, stride=2, rate=1),
+              _block('block4', 2048, 512, units=3, stride=1, rate=2))
 
 
 def resnet_v1_101(images, is_training=False, bn_training=False, freeze_at=2,
@@ -72,22 +81,9 @@ def resnet_v1_101(images, is_training=False, bn_training=False, freeze_at=2,
       ``(net, end_points)``: ``net`` is block4 ``[N, ceil(H/16), ceil(W/16), 2048]``, or the
       logits ``[N, num_classes]`` with ``num_classes``.
     """
-    check_freeze_at(freeze_at, 1 + len(BLOCKS_101))
-    end_points = collections.OrderedDict()
-    with tf.variable_scope(scope, reuse=reuse) as sc:
-        scoped = functools.partial(stage_scope, is_training=is_training, bn_training=bn_training,
-                                   weight_decay=weight_decay, bn_decay=bn_decay)
-        with scoped(freeze_at > 0):
-            net = stem(images, ROOT_DEPTH, 7, end_points, sc.name)
-        for index, (name, depth, mid, units, stride, rate) in enumerate(BLOCKS_101, 1):
-            with scoped(freeze_at > index), tf.variable_scope(name):
-                for unit in range(units):
-                    net = _bottleneck(net, depth, mid, stride if unit == 0 else 1, rate,
-                                      'unit_%d' % (unit + 1))
-            add_end_point(end_points, sc.name, name, net)
-        if num_classes:
-            net = classifier(net, num_classes, weight_decay, end_points, sc.name)
-    return net, end_points
+    return build_stages(images, ROOT_DEPTH, ROOT_KERNEL, BLOCKS_101, is_training=is_training,
+                        bn_training=bn_training, freeze_at=freeze_at, weight_decay=weight_decay,
+                        bn_decay=bn_decay, num_classes=num_classes, scope=scope, reuse=reuse)
 
 
 build = resnet_v1_101

@@ -33,14 +33,12 @@ End points (``OrderedDict``; full name ``<scope>/<name>`` and short alias ``<nam
 ``num_classes`` also ``global_pool``, ``logits``, ``predictions``. The RPN uses ``block2``,
 the light head ``block3``.
 """
-import collections
 import functools
 
 from lighthead.compat import tf
 from lighthead.layers import conv2d, separable_conv2d, xavier_initializer
 
-from .common import (BN_DECAY, add_end_point, check_freeze_at, classifier,
-                     projection_shortcut, stage_scope, stem)
+from .common import BN_DECAY, Stage, build_stages, projection_shortcut
 
 SCOPE = 'resnet_v1_xception'
 RPN_FEATURE = 'block2'
@@ -48,11 +46,10 @@ HEAD_FEATURE = 'block3'
 FEATURE_STRIDES = {'conv1': 2, 'pool1': 4, 'block1': 8, 'block2': 16, 'block3': 16}
 
 STEM_DEPTH = 24
-# (scope, output channels, bottleneck channels, stride of unit 1, units)
-BLOCKS = (('block1', 144, 24, 2, 4), ('block2', 288, 144, 2, 8), ('block3', 576, 288, 1, 4))
+STEM_KERNEL = 3
 
 
-def _bottleneck(net, depth, mid, stride, scope):
+def _bottleneck(net, stride, scope, depth, mid):
     with tf.variable_scope(scope), tf.variable_scope('bottleneck_v1'):
         shortcut = projection_shortcut(net, depth, stride)
         residual = conv2d(net, mid, 1, scope='conv1')
@@ -61,6 +58,17 @@ def _bottleneck(net, depth, mid, stride, scope):
                                     scope='dws_conv2')
         residual = conv2d(residual, depth, 1, activation_fn=None, scope='conv3')
         return tf.nn.relu(shortcut + residual)
+
+
+def _block(name, depth, mid, stride, units):
+    """Stage ``name``: ``units`` bottlenecks of output ``depth`` and bottleneck ``mid``
+    channels, the first with ``stride``."""
+    return Stage(name, units, stride, functools.partial(_bottleneck, depth=depth, mid=mid))
+
+
+BLOCKS = (_block('block1', 144, 24, stride=2, units=4),
+          _block('block2', 288, 144, stride=2, units=8),
+          _block('block3', 576, 288, stride=1, units=4))
 
 
 def xception_geonseoks(images, is_training=False, bn_training=False, freeze_at=2,
@@ -77,22 +85,9 @@ def xception_geonseoks(images, is_training=False, bn_training=False, freeze_at=2
       ``(net, end_points)``: ``net`` is the block3 output ``[N, ceil(H/16), ceil(W/16), 576]``,
       or the logits ``[N, num_classes]`` with ``num_classes``.
     """
-    check_freeze_at(freeze_at, 1 + len(BLOCKS))
-    end_points = collections.OrderedDict()
-    with tf.variable_scope(scope, reuse=reuse) as sc:
-        scoped = functools.partial(stage_scope, is_training=is_training, bn_training=bn_training,
-                                   weight_decay=weight_decay, bn_decay=bn_decay)
-        with scoped(freeze_at > 0):
-            net = stem(images, STEM_DEPTH, 3, end_points, sc.name)
-        for index, (name, depth, mid, stride, units) in enumerate(BLOCKS, 1):
-            with scoped(freeze_at > index), tf.variable_scope(name):
-                for unit in range(units):
-                    net = _bottleneck(net, depth, mid, stride if unit == 0 else 1,
-                                      'unit_%d' % (unit + 1))
-            add_end_point(end_points, sc.name, name, net)
-        if num_classes:
-            net = classifier(net, num_classes, weight_decay, end_points, sc.name)
-    return net, end_points
+    return build_stages(images, STEM_DEPTH, STEM_KERNEL, BLOCKS, is_training=is_training,
+                        bn_training=bn_training, freeze_at=freeze_at, weight_decay=weight_decay,
+                        bn_decay=bn_decay, num_classes=num_classes, scope=scope, reuse=reuse)
 
 
 build = xception_geonseoks

@@ -31,13 +31,12 @@ alias ``<name>``: ``conv1`` (stride 2), ``pool1`` (4), ``stage2`` (8), ``stage3`
 ``stage4`` (32); with ``num_classes`` also ``global_pool``, ``logits`` and ``predictions``.
 The detector puts the RPN on ``stage3`` and the light head on ``stage4``.
 """
-import collections
 import functools
 
 from lighthead.compat import tf
 from lighthead.layers import avg_pool2d, conv2d, separable_conv2d
 
-from .common import BN_DECAY, add_end_point, check_freeze_at, classifier, stage_scope, stem
+from .common import BN_DECAY, Stage, build_stages
 
 SCOPE = 'xception_star'
 RPN_FEATURE = 'stage3'
@@ -45,11 +44,10 @@ HEAD_FEATURE = 'stage4'
 FEATURE_STRIDES = {'conv1': 2, 'pool1': 4, 'stage2': 8, 'stage3': 16, 'stage4': 32}
 
 STEM_DEPTH = 24
-# (scope, output channels, units); the first unit of every stage has stride 2.
-STAGES = (('stage2', 144, 4), ('stage3', 288, 8), ('stage4', 576, 4))
+STEM_KERNEL = 3
 
 
-def _unit(net, depth, stride, scope):
+def _unit(net, stride, scope, depth):
     in_depth = net.get_shape().as_list()[-1]
     with tf.variable_scope(scope):
         residual = conv2d(net, depth // 4, 1, scope='conv1')
@@ -61,6 +59,12 @@ def _unit(net, depth, stride, scope):
         residual = conv2d(residual, depth - in_depth, 1, activation_fn=None, scope='conv3')
         shortcut = avg_pool2d(net, 3, stride=stride, padding='SAME', scope='shortcut')
         return tf.nn.relu(tf.concat([shortcut, residual], axis=3))
+
+
+# Output channels and units of each stage; the first unit of every stage has stride 2.
+STAGES = (Stage('stage2', units=4, stride=2, unit=functools.partial(_unit, depth=144)),
+          Stage('stage3', units=8, stride=2, unit=functools.partial(_unit, depth=288)),
+          Stage('stage4', units=4, stride=2, unit=functools.partial(_unit, depth=576)))
 
 
 def xception_star(images, is_training=False, bn_training=False, freeze_at=2,
@@ -83,21 +87,9 @@ def xception_star(images, is_training=False, bn_training=False, freeze_at=2,
       or the logits ``[N, num_classes]`` with ``num_classes``; ``end_points`` as in the module
       docstring.
     """
-    check_freeze_at(freeze_at, 1 + len(STAGES))
-    end_points = collections.OrderedDict()
-    with tf.variable_scope(scope, reuse=reuse) as sc:
-        scoped = functools.partial(stage_scope, is_training=is_training, bn_training=bn_training,
-                                   weight_decay=weight_decay, bn_decay=bn_decay)
-        with scoped(freeze_at > 0):
-            net = stem(images, STEM_DEPTH, 3, end_points, sc.name)
-        for index, (name, depth, units) in enumerate(STAGES, 1):
-            with scoped(freeze_at > index), tf.variable_scope(name):
-                for unit in range(units):
-                    net = _unit(net, depth, 2 if unit == 0 else 1, 'unit_%d' % (unit + 1))
-            add_end_point(end_points, sc.name, name, net)
-        if num_classes:
-            net = classifier(net, num_classes, weight_decay, end_points, sc.name)
-    return net, end_points
+    return build_stages(images, STEM_DEPTH, STEM_KERNEL, STAGES, is_training=is_training,
+                        bn_training=bn_training, freeze_at=freeze_at, weight_decay=weight_decay,
+                        bn_decay=bn_decay, num_classes=num_classes, scope=scope, reuse=reuse)
 
 
 build = xception_star

@@ -2,14 +2,15 @@
 
 The graph is the experiment's network (its ``network_desp.Network``, as
 :func:`lighthead.config.load_experiment` returns it; without one, the library's
-:class:`lighthead.network.LightHeadNetwork`) with random weights (speed does not depend on
-them; the batch norms are calibrated on the benchmark image so that the proposals and NMS are
-those of a working network, :mod:`lighthead.utils.tf_utils.bn_calibration`), built through :class:`BenchmarkMixin`, mixed in ahead of that class: it only records
-intermediate tensors and fixes the RoI count (below). By default the graph is then
-frozen with its batch norms folded into the convolutions
-(:mod:`lighthead.utils.tf_utils.inference_graph`), as the Predictor runs it. Timings are
-medians in ms after warm-up; the targets are run round-robin, one of each per repetition, so
-drift in the machine's speed affects them alike.
+:class:`lighthead.network.LightHeadNetwork`), composed here from the network's public parts
+(:func:`build_benchmark_graph`: ``backbone_features``, ``rpn``, ``proposals``,
+``thin_feature_map``, ``rcnn_head``, ``detections``; a ``network_desp.py`` that overrides a part
+is timed with it), with random weights (speed does not depend on them; the batch norms are
+calibrated on the benchmark image so that the proposals and NMS are those of a working network,
+:mod:`lighthead.utils.tf_utils.bn_calibration`). By default the graph is then frozen with its
+batch norms folded into the convolutions (:mod:`lighthead.utils.tf_utils.inference_graph`), as
+the Predictor runs it. Timings are medians in ms after warm-up; the runs are timed
+round-robin, one of each per repetition, so drift in the machine's speed affects them alike.
 
 * ``forward_ms`` (the paper's protocol): the prepared image tensor ``data`` float32
   [1, H, W, 3] and ``im_info`` fed, ``cls_prob`` [R, C] and ``bbox_pred`` [R, 4C] fetched.
@@ -17,24 +18,31 @@ drift in the machine's speed affects them alike.
   up-samples as for typical COCO images) is resized bilinearly to exactly H x W (the
   ``cv2.resize`` of ``resize_short_max``), normalised (:func:`normalize`), fed, and the whole
   graph run; ``detections/boxes|scores|classes`` fetched (as ``Predictor.predict_image``).
-* Stages, by fetching sub-graphs cumulatively and subtracting medians (so a stage is the
-  wall time it adds, not the sum of its ops' times; with inter-op parallelism the RPN and the
-  thin feature map overlap, and a small stage can read slightly negative from noise):
+* Stages: each is timed on its own, never computed by subtraction (so none is negative): its
+  sub-graph is run with the outputs of the stages before it fed (computed once, on the
+  benchmark image) and its own outputs fetched:
 
-  ==================  ==========================================================
-  backbone_ms         the RPN feature and the head feature (stage3, stage4)
-  rpn_proposals_ms    + RPN head, decode, top-N, NMS, RoI padding
-  thin_feature_ms     + large separable conv (the thin feature map)
-  psalign_ms          + PSAlignPool
-  rcnn_head_ms        + FC, cls/bbox FCs, softmax            (total = forward_ms)
-  postprocess_ms      + in-graph detection post-processing   (image tensor in)
-  preprocess_ms       end_to_end_ms minus the above: resize, normalise, feed
-  ==================  ==========================================================
+  ==================  =================================================  ==================
+  stage               what runs                                          fed
+  ==================  =================================================  ==================
+  backbone_ms         backbone up to the RPN and head features           data
+  rpn_proposals_ms    RPN convs, decode, top-N, NMS, RoI padding         rpn_feature
+  thin_feature_ms     large separable conv (the thin feature map)        head_feature
+  psalign_ms          PSAlignPool                                        thin, rois
+  rcnn_head_ms        FC, cls/bbox FCs, softmax                          pooled
+  postprocess_ms      in-graph detection post-processing                 rois, cls_prob, ...
+  preprocess_ms       resize, normalise and ``im_info`` of the raw       (Python, no graph)
+                      image
+  ==================  =================================================  ==================
 
+  ``im_info`` is fed to every graph stage. A stage includes the cost of one session call and
+  of copying its fed inputs in; the whole graph overlaps the RPN and the thin feature map
+  (inter-op parallelism) in one call, so the stages do not add up to ``forward_ms``
+  exactly (see ``stages_sum_ms``).
 * Exactly ``num_rois`` RoIs: ``cfg.TEST.RPN_POST_NMS_TOP_N`` is set to ``num_rois``; if NMS
-  keeps fewer proposals, :class:`BenchmarkMixin` repeats them cyclically up to
-  ``num_rois`` rows (PSAlignPool and the FCs cost the same per RoI whatever its box). The
-  number NMS kept is reported as ``nms_proposals``.
+  keeps fewer proposals, :func:`pad_rois` repeats them cyclically up to ``num_rois`` rows
+  (PSAlignPool and the FCs cost the same per RoI whatever its box). The number NMS kept is
+  reported as ``nms_proposals``.
 * ``gflops``: :func:`lighthead.utils.flops.count_macs` of the forward graph with a fixed
   [1, H, W, 3] input and R = ``num_rois``, times 2 (one multiply-add = 2 FLOPs).
 * Peak: the median time of a float32 ``tf.matmul`` of two ``size x size`` matrices under
@@ -53,7 +61,7 @@ import numpy as np
 
 from lighthead.compat import tf
 from lighthead.config import to_json
-from lighthead.data.transforms import normalize
+from lighthead.data.transforms import make_im_info, normalize
 from lighthead.network import LightHeadNetwork
 from lighthead.ops import active_implementation
 from lighthead.utils.flops import count_macs
@@ -63,9 +71,21 @@ from lighthead.utils.tf_utils.inference_graph import frozen_session
 
 STAGES = ('backbone_ms', 'rpn_proposals_ms', 'thin_feature_ms', 'psalign_ms', 'rcnn_head_ms',
           'postprocess_ms', 'preprocess_ms')
-# The timed runner whose median ends each stage (see BenchmarkGraph.runners).
-_CUMULATIVE = ('backbone', 'rpn_proposals', 'thin_feature', 'psalign', 'forward', 'detections',
-               'end_to_end')
+# Each graph stage: (key in STAGES, end points fed, end points fetched). im_info is always fed;
+# a stage is fed what the stages before it produced, never ``data`` (after the backbone), so a
+# stage that needs more than its inputs fails instead of timing the graph before it.
+GRAPH_STAGES = (
+    ('backbone_ms', ('data',), ('rpn_feature', 'head_feature')),
+    ('rpn_proposals_ms', ('rpn_feature',), ('rois', 'roi_scores')),
+    ('thin_feature_ms', ('head_feature',), ('thin',)),
+    ('psalign_ms', ('thin', 'rois'), ('pooled',)),
+    ('rcnn_head_ms', ('pooled',), ('cls_prob', 'bbox_pred')),
+    ('postprocess_ms', ('rois', 'roi_scores', 'cls_prob', 'bbox_pred'),
+     ('boxes', 'scores', 'classes')),
+)
+# The tensors of the benchmark graph (build_benchmark_graph), besides the inputs.
+END_POINTS = ('rpn_feature', 'head_feature', 'nms_proposals', 'rois', 'roi_scores', 'thin',
+              'pooled', 'cls_prob', 'bbox_pred', 'boxes', 'scores', 'classes')
 # Raw image size relative to the network input for end-to-end runs.
 RAW_IMAGE_FACTOR = 0.8
 
@@ -121,91 +141,73 @@ def measure_peak_gflops(threads, size=4096, warmup=1, repeat=5):
     return 2.0 * size ** 3 / (ms / 1000.0) / 1e9
 
 
-class BenchmarkMixin(object):
-    """Mixed in ahead of :class:`LightHeadNetwork` or a subclass of it (an experiment's
-    ``Network``): the network yields exactly ``num_rois`` RoIs and records the tensors that end
-    each stage (``self.taps``); the layers and their computation are the network's own.
-
-    Call :meth:`prepare_benchmark` once the network is constructed.
-    """
-
-    def prepare_benchmark(self, num_rois):
-        """Fix the RoI count: ``self.cfg`` becomes a copy whose test proposals are
-        ``num_rois`` (:func:`_benchmark_cfg`); empties ``self.taps``."""
-        self.cfg = _benchmark_cfg(self.cfg, num_rois)
-        self.num_rois = int(num_rois)
-        self.taps = {}
-
-    def _rpn_head(self, feat):
-        self.taps['rpn_feature'] = feat
-        return super(BenchmarkMixin, self)._rpn_head(feat)
-
-    def _proposals(self, mode, batch, rpn_prob, rpn_deltas, anchors, im_info):
-        rois = super(BenchmarkMixin, self)._proposals(
-            mode, batch, rpn_prob, rpn_deltas, anchors, im_info)
-        count = tf.shape(rois)[0]
-        self.taps['nms_proposals'] = count
-        reps = (self.num_rois + count - 1) // tf.maximum(count, 1)
-        rois = tf.reshape(tf.tile(rois, [reps, 1])[:self.num_rois], [self.num_rois, 5])
-        self.taps['rois'] = rois
-        return rois
-
-    def _large_separable_conv(self, feat):
-        self.taps['head_feature'] = feat
-        thin = super(BenchmarkMixin, self)._large_separable_conv(feat)
-        self.taps['thin'] = thin
-        return thin
-
-    def _rcnn_head(self, thin, rois):
-        graph = tf.get_default_graph()
-        first = len(graph.get_operations())
-        outputs = super(BenchmarkMixin, self)._rcnn_head(thin, rois)
-        # The first product of the head reads the pooled features (flattened).
-        matmul = [op for op in graph.get_operations()[first:] if op.type == 'MatMul'][0]
-        self.taps['pooled'] = matmul.inputs[0]
-        return outputs
-
-
-# What BenchmarkMixin records (every one is needed by the stage timings).
-TAPS = ('rpn_feature', 'nms_proposals', 'rois', 'head_feature', 'thin', 'pooled')
-
-
-class BenchmarkNetwork(BenchmarkMixin, LightHeadNetwork):
-    """The library's :class:`LightHeadNetwork` of ``cfg`` with :class:`BenchmarkMixin`."""
-
-    def __init__(self, cfg, num_rois):
-        super(BenchmarkNetwork, self).__init__(cfg)
-        self.prepare_benchmark(num_rois)
-
-
-def _benchmark_cfg(cfg, num_rois):
-    """A copy of ``cfg`` whose test proposals are ``num_rois``."""
-    cfg = copy.deepcopy(cfg)
-    cfg.TEST.RPN_POST_NMS_TOP_N = int(num_rois)
-    return cfg
-
-
 def benchmark_network(cfg, num_rois, network_cls=None):
-    """The network to time, with :class:`BenchmarkMixin` (RoI count ``num_rois``).
-
-    ``network_cls``: an experiment's ``Network`` (a :class:`LightHeadNetwork` subclass built
-    with no arguments and bound to its config, which must be ``cfg`` or equal to it; see
-    :func:`lighthead.config.load_experiment`): the network is an instance of a subclass of it
-    that has the mixin first. ``None``: :class:`BenchmarkNetwork` of ``cfg``.
-    """
+    """The network to time: ``network_cls()`` (an experiment's ``Network``: a
+    :class:`LightHeadNetwork` subclass built with no arguments and bound to its config, which
+    must be ``cfg`` or equal to it; see :func:`lighthead.config.load_experiment`), or
+    ``LightHeadNetwork(cfg)`` when ``network_cls`` is None; its ``cfg`` is replaced by a copy
+    whose test proposals (``TEST.RPN_POST_NMS_TOP_N``) are ``num_rois``."""
     if network_cls is None:
-        return BenchmarkNetwork(cfg, num_rois)
-    if not (isinstance(network_cls, type) and issubclass(network_cls, LightHeadNetwork)):
-        raise TypeError('the benchmark times a LightHeadNetwork subclass, not %r'
-                        % (network_cls,))
-    cls = type('Benchmark' + network_cls.__name__, (BenchmarkMixin, network_cls),
-               {'__module__': __name__, '__doc__': BenchmarkMixin.__doc__})
-    net = cls()
-    if net.cfg is not cfg and to_json(net.cfg) != to_json(cfg):
-        raise ValueError('%s.%s is bound to another config than the one benchmarked'
-                         % (network_cls.__module__, network_cls.__name__))
-    net.prepare_benchmark(num_rois)
+        net = LightHeadNetwork(cfg)
+    else:
+        if not (isinstance(network_cls, type) and issubclass(network_cls, LightHeadNetwork)):
+            raise TypeError('the benchmark times a LightHeadNetwork subclass, not %r'
+                            % (network_cls,))
+        net = network_cls()
+        if net.cfg is not cfg and to_json(net.cfg) != to_json(cfg):
+            raise ValueError('%s.%s is bound to another config than the one benchmarked'
+                             % (network_cls.__module__, network_cls.__name__))
+    net.cfg = copy.deepcopy(net.cfg)
+    net.cfg.TEST.RPN_POST_NMS_TOP_N = int(num_rois)
     return net
+
+
+def pad_rois(rois, scores, num_rois):
+    """``rois`` [P, 5] and ``scores`` [P] repeated cyclically (or cut) to exactly ``num_rois``
+    rows: ``(rois [num_rois, 5], scores [num_rois])``."""
+    count = tf.shape(rois)[0]
+    reps = (num_rois + count - 1) // tf.maximum(count, 1)
+    rois = tf.reshape(tf.tile(rois, [reps, 1])[:num_rois], [num_rois, 5])
+    scores = tf.reshape(tf.tile(scores, [reps])[:num_rois], [num_rois])
+    return rois, scores
+
+
+def build_benchmark_graph(net, num_rois):
+    """The one-image TEST graph of ``net`` (in the default graph), composed from its public
+    parts as :meth:`LightHeadNetwork.inference` composes them, with the proposals padded to
+    exactly ``num_rois`` RoIs (:func:`pad_rois`).
+
+    Returns ``(inputs, end_points)``: the ``data`` and ``im_info`` placeholders, and an
+    ``OrderedDict`` of :data:`END_POINTS`: ``rpn_feature``, ``head_feature``,
+    ``nms_proposals`` (int32 [], how many proposals NMS kept), ``rois`` [num_rois, 5] and
+    ``roi_scores`` [num_rois] (padded), ``thin``, ``pooled``, ``cls_prob`` [R, C],
+    ``bbox_pred`` [R, 4C] and the detections ``boxes``, ``scores``, ``classes``. Raises
+    ``ValueError`` when the network's parts do not record ``pooled`` (an overridden
+    ``rcnn_head`` that does not pool through ``pool_rois``).
+    """
+    data, im_info, _ = net.get_inputs()
+    net.end_points = parts = collections.OrderedDict()
+    net.backbone_features(data, is_training=False)
+    with net.head_scope():
+        rpn = net.rpn(parts['rpn_feature'], 1)
+        proposals, proposal_scores = net.proposals('TEST', rpn, im_info)
+        nms_proposals = tf.shape(proposals)[0]
+        rois, roi_scores = pad_rois(proposals, proposal_scores, num_rois)
+        thin = net.thin_feature_map(parts['head_feature'])
+        cls_score, bbox_pred = net.rcnn_head(thin, rois)
+    if 'pooled' not in parts:
+        raise ValueError('%s.rcnn_head does not pool through pool_rois (no end point '
+                         "'pooled'): the benchmark cannot time PSAlignPool apart"
+                         % type(net).__name__)
+    cls_prob = tf.nn.softmax(cls_score, name='cls_prob')
+    detections = net.detections(rois, roi_scores, cls_prob, bbox_pred, im_info)
+    end_points = collections.OrderedDict([
+        ('rpn_feature', parts['rpn_feature']), ('head_feature', parts['head_feature']),
+        ('nms_proposals', nms_proposals), ('rois', rois), ('roi_scores', roi_scores),
+        ('thin', thin), ('pooled', parts['pooled']), ('cls_prob', cls_prob),
+        ('bbox_pred', bbox_pred)])
+    end_points.update((k, detections[k]) for k in ('boxes', 'scores', 'classes'))
+    return [data, im_info], end_points
 
 
 def count_forward_gflops(cfg, height, width, num_rois, network_cls=None):
@@ -214,19 +216,23 @@ def count_forward_gflops(cfg, height, width, num_rois, network_cls=None):
     as :func:`benchmark_network`."""
     net = benchmark_network(cfg, num_rois, network_cls)
     with tf.Graph().as_default() as graph:
-        net.inference('TEST', net.get_inputs())
+        build_benchmark_graph(net, num_rois)
     macs = count_macs(graph, input_shapes={'data': [1, height, width, 3], 'im_info': [1, 6]},
                       unknown_dim=num_rois)
     return 2.0 * macs / 1e9
 
 
 class BenchmarkGraph(object):
-    """The test graph of ``cfg`` (``num_rois`` RoIs, a ``height`` x ``width`` input) in its own
-    graph and session, with random weights (seeded); the network is ``network_cls``'s (see
+    """The benchmark graph of ``cfg`` (:func:`build_benchmark_graph`: ``num_rois`` RoIs, a
+    ``height`` x ``width`` input) in its own graph and session, with random weights (seeded)
+    and calibrated batch norms; the network is ``network_cls``'s (see
     :func:`benchmark_network`; None: the library's).
 
-    ``image`` is the raw BGR uint8 image, ``data``/``im_info`` its prepared network input;
-    :meth:`runners` gives the callables :func:`run_benchmark` times.
+    ``image`` is the raw BGR uint8 image, ``data``/``im_info`` its prepared network input,
+    ``inputs`` the ``data`` and ``im_info`` tensors, ``end_points`` the graph's
+    :data:`END_POINTS` (in the frozen graph with ``fold_bn``), ``values`` their values on the
+    prepared input (what the stages are fed); :meth:`runners` gives the callables
+    :func:`run_benchmark` times.
     """
 
     def __init__(self, cfg, height, width, num_rois, config, seed=0, fold_bn=True,
@@ -237,14 +243,7 @@ class BenchmarkGraph(object):
         graph = tf.Graph()
         with graph.as_default():
             tf.set_random_seed(seed)
-            inputs = self.net.get_inputs()
-            detections = self.net.inference('TEST', inputs)
-            outputs = self.net.get_test_collection()
-            missing = [k for k in TAPS if k not in self.net.taps]
-            if missing:
-                raise ValueError('%s builds its test graph without going through the '
-                                 "LightHeadNetwork steps the benchmark times (no tap %s)"
-                                 % (type(self.net).__name__, ', '.join(missing)))
+            inputs, end_points = build_benchmark_graph(self.net, num_rois)
             sess = tf.Session(config=config)
             sess.run(tf.global_variables_initializer())
         rng = np.random.RandomState(seed)
@@ -255,49 +254,61 @@ class BenchmarkGraph(object):
         # Random weights with trained-scale activations, so the proposals and NMS are not
         # degenerate (a saturated RPN puts every box on the image border).
         calibrate_batch_norm(sess, {inputs[0]: self.data, inputs[1]: self.im_info})
-        named = {'in/data': inputs[0], 'in/im_info': inputs[1]}
-        named.update(('det/' + k, detections[k]) for k in ('boxes', 'scores', 'classes'))
-        named.update(('out/' + k, outputs[k]) for k in ('cls_prob', 'bbox_pred'))
-        named.update(('tap/' + k, v) for k, v in self.net.taps.items())
+        named = collections.OrderedDict([('data', inputs[0]), ('im_info', inputs[1])])
+        named.update(end_points)
         if fold_bn:  # what Predictor runs: the frozen graph with BN folded into the convs
             sess, named = frozen_session(sess, named, config)
         self.graph, self.sess = sess.graph, sess
-        self.inputs = [named['in/data'], named['in/im_info']]
-        self.detections = {k: named['det/' + k] for k in ('boxes', 'scores', 'classes')}
-        self.outputs = {k: named['out/' + k] for k in ('cls_prob', 'bbox_pred')}
-        self.taps = {k: named['tap/' + k] for k in self.net.taps}
+        self.inputs = [named['data'], named['im_info']]
+        self.end_points = collections.OrderedDict((k, named[k]) for k in END_POINTS)
+        values = self.sess.run(self.end_points, self.feed())
+        values.update(data=self.data, im_info=self.im_info)
+        self.values = values
 
     def prepare(self, image_bgr):
         """Resize (bilinear) to exactly the network size and normalise a BGR uint8 image:
         ``(data float32 [1, height, width, 3], im_info float32 [1, 6])``."""
         resized = cv2.resize(image_bgr, (self.width, self.height),
                              interpolation=cv2.INTER_LINEAR)
-        im_info = np.array([[self.height, self.width, float(self.height) / image_bgr.shape[0],
-                             image_bgr.shape[0], image_bgr.shape[1], 0]], np.float32)
+        im_info = make_im_info(resized.shape[:2], float(self.height) / image_bgr.shape[0],
+                               image_bgr.shape[:2])
         return normalize(resized, self.cfg.image_mean)[None], im_info
 
-    def _callable(self, fetches):
-        return self.sess.make_callable(fetches, feed_list=self.inputs[:2])
+    def feed(self):
+        """The feed dict of the prepared benchmark input."""
+        return {self.inputs[0]: self.data, self.inputs[1]: self.im_info}
 
-    def stage_fetches(self):
-        """OrderedDict name -> fetches of the cumulative sub-graphs (ops: no output copies)."""
-        t, o = self.taps, self.outputs
-        return collections.OrderedDict([
-            ('backbone', [t['rpn_feature'].op, t['head_feature'].op]),
-            ('rpn_proposals', [t['head_feature'].op, t['rois'].op]),
-            ('thin_feature', [t['rois'].op, t['thin'].op]),
-            ('psalign', [t['pooled'].op]),
-            ('forward', [o['cls_prob'], o['bbox_pred']]),
-            ('detections', [self.detections[k] for k in ('boxes', 'scores', 'classes')]),
-        ])
+    def _tensor(self, name):
+        if name in ('data', 'im_info'):
+            return self.inputs[name == 'im_info']
+        return self.end_points[name]
+
+    def graph_runs(self):
+        """OrderedDict name -> ``(feed names, fetches)``: each graph stage of
+        :data:`GRAPH_STAGES` (fetching ops: no output copies), then ``forward`` (``cls_prob``,
+        ``bbox_pred``) and ``detections`` (``boxes``, ``scores``, ``classes``) of the whole
+        graph fed the prepared input."""
+        out = collections.OrderedDict()
+        for key, feeds, fetches in GRAPH_STAGES:
+            out[key] = (('im_info',) + tuple(f for f in feeds if f != 'im_info'),
+                        [self.end_points[k].op for k in fetches])
+        out['forward'] = (('data', 'im_info'),
+                          [self.end_points[k] for k in ('cls_prob', 'bbox_pred')])
+        out['detections'] = (('data', 'im_info'),
+                             [self.end_points[k] for k in ('boxes', 'scores', 'classes')])
+        return out
 
     def runners(self):
-        """OrderedDict name -> zero-argument callable: the stage fetches on the prepared
-        input, then ``end_to_end`` (raw image -> prepare -> detections)."""
+        """OrderedDict name -> zero-argument callable: each of :meth:`graph_runs` on its fed
+        values, ``preprocess_ms`` (raw image -> :meth:`prepare`) and ``end_to_end`` (raw image
+        -> prepare -> detections)."""
         out = collections.OrderedDict()
-        for name, fetches in self.stage_fetches().items():
-            out[name] = functools.partial(self._callable(fetches), self.data, self.im_info)
-        detect = self._callable(self.stage_fetches()['detections'])
+        for name, (feeds, fetches) in self.graph_runs().items():
+            run = self.sess.make_callable(fetches, feed_list=[self._tensor(f) for f in feeds])
+            out[name] = functools.partial(run, *[self.values[f] for f in feeds])
+        out['preprocess_ms'] = functools.partial(self.prepare, self.image)
+        detect = self.sess.make_callable(self.graph_runs()['detections'][1],
+                                         feed_list=self.inputs)
 
         def end_to_end():
             data, im_info = self.prepare(self.image)
@@ -307,18 +318,17 @@ class BenchmarkGraph(object):
 
     def nms_proposals(self):
         """How many proposals NMS kept on the benchmark image (before any padding)."""
-        return int(self.sess.run(self.taps['nms_proposals'],
-                                 {self.inputs[0]: self.data, self.inputs[1]: self.im_info}))
+        return int(self.values['nms_proposals'])
 
-    def profile(self, fetch_name, runs=3, top=15):
-        """Per-op times from ``RunMetadata`` step stats (FULL_TRACE) of ``runs`` runs of the
-        fetches ``fetch_name`` (a key of :meth:`stage_fetches`), averaged per run.
+    def profile(self, run_name, runs=3, top=15):
+        """Per-op times from ``RunMetadata`` step stats (FULL_TRACE) of ``runs`` runs of
+        ``run_name`` (a key of :meth:`graph_runs`), averaged per run.
 
         Returns ``{'by_type': [[op type, ms, count], ...], 'by_op': [[node, op type, ms], ...]}``
         sorted by time (top ``top``), times summed over ops (overlapping ops add up).
         """
-        fetches = self.stage_fetches()[fetch_name]
-        feed = {self.inputs[0]: self.data, self.inputs[1]: self.im_info}
+        feeds, fetches = self.graph_runs()[run_name]
+        feed = {self._tensor(f): self.values[f] for f in feeds}
         options = tf.RunOptions(trace_level=tf.RunOptions.FULL_TRACE)
         by_type = collections.defaultdict(lambda: [0.0, 0])
         by_op = collections.defaultdict(float)
@@ -366,13 +376,14 @@ def run_benchmark(cfg, height, width, num_rois=None, threads=None, precision='fp
     ``num_rois`` defaults to ``cfg.TEST.RPN_POST_NMS_TOP_N``; ``threads`` to the logical CPU
     count; ``peak_size`` (e.g. 4096) measures the matmul peak at that size (None: not).
     Returns the SPEC 5.6 dict (times in ms, ``fps = 1000 / forward_ms``, ``gflops`` of the
-    forward pass,
+    forward pass, ``stages`` each timed on its own (:data:`GRAPH_STAGES`, > 0),
     ``peak_gflops``/``peak_fraction`` None without ``peak_size``) plus ``nms_proposals``,
     ``load_average`` (the 1-minute load when the run began: other processes skew timings),
     ``psalign_impl``, ``fold_bn`` (the frozen graph with BN folded into the convolutions, as
-    :class:`lighthead.eval.predictor.Predictor` runs it; False: the graph with variables) and,
-    with ``profile``, per-op profiles of the forward and end-to-end
-    graphs (see :meth:`BenchmarkGraph.profile`).
+    :class:`lighthead.eval.predictor.Predictor` runs it; False: the graph with variables),
+    ``stages_sum_ms`` (the stages added up, each timed on its own: see the module docstring)
+    and, with ``profile``, per-op profiles of the forward and detections graphs (see
+    :meth:`BenchmarkGraph.profile`).
     """
     load_before = os.getloadavg()[0]
     num_rois = int(num_rois or cfg.TEST.RPN_POST_NMS_TOP_N)
@@ -390,11 +401,7 @@ def run_benchmark(cfg, height, width, num_rois=None, threads=None, precision='fp
                         'detections': bench.profile('detections')}
     finally:
         bench.close()
-    stages = collections.OrderedDict()
-    previous = 0.0
-    for key, name in zip(STAGES, _CUMULATIVE):
-        stages[key] = round(ms[name] - previous, 3)
-        previous = ms[name]
+    stages = collections.OrderedDict((key, round(ms[key], 3)) for key in STAGES)
     forward_ms = ms['forward']
     peak = peak_size is not None
     peak_gflops = measure_peak_gflops(threads, peak_size, warmup, repeat) if peak else None
@@ -414,6 +421,7 @@ def run_benchmark(cfg, height, width, num_rois=None, threads=None, precision='fp
         ('load_average', round(load_before, 2)),
         ('psalign_impl', active_implementation(cfg.psalign_impl)),
         ('fold_bn', bool(fold_bn)),
+        ('stages_sum_ms', round(sum(ms[key] for key in STAGES), 3)),
     ])
     if profiles is not None:
         result['profile'] = profiles
