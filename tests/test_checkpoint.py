@@ -107,6 +107,66 @@ def test_interrupted_save_keeps_the_previous_checkpoint(crash, model, tmp_path, 
     assert model.restore(new) == 3.0 and model.restore(old) == 1.0
 
 
+def files_of(model_dir):
+    return sorted(set(n.split('.ckpt')[0] for n in os.listdir(model_dir) if '.ckpt' in n))
+
+
+def test_keep_iter_prunes_old_iteration_checkpoints_not_epochs(model, tmp_path):
+    model_dir = str(tmp_path / 'model_dump')
+    for i, name in enumerate(['iter_1.ckpt', 'epoch_1.ckpt', 'iter_2.ckpt', 'iter_3.ckpt',
+                              'iter_4.ckpt']):
+        model.set(float(i))
+        ckpt.save_checkpoint(model.saver, model.sess, model_dir, name, keep_iter=2)
+    assert ckpt.list_checkpoints(model_dir) == ['epoch_1.ckpt', 'iter_3.ckpt', 'iter_4.ckpt']
+    assert files_of(model_dir) == ['epoch_1', 'iter_3', 'iter_4']  # files removed too
+    assert model.restore(ckpt.latest_checkpoint(model_dir)) == 4.0
+    assert model.restore(os.path.join(model_dir, 'epoch_1.ckpt')) == 1.0
+    # An epoch save prunes nothing more; the newest is never pruned, even when an older
+    # name is saved again.
+    model.set(5.0)
+    ckpt.save_checkpoint(model.saver, model.sess, model_dir, 'epoch_2.ckpt', keep_iter=1)
+    assert ckpt.list_checkpoints(model_dir) == ['epoch_1.ckpt', 'iter_4.ckpt', 'epoch_2.ckpt']
+    model.set(6.0)
+    ckpt.save_checkpoint(model.saver, model.sess, model_dir, 'iter_3.ckpt', keep_iter=1)
+    assert ckpt.list_checkpoints(model_dir) == ['epoch_1.ckpt', 'epoch_2.ckpt', 'iter_3.ckpt']
+    assert files_of(model_dir) == ['epoch_1', 'epoch_2', 'iter_3']
+    assert model.restore(ckpt.latest_checkpoint(model_dir)) == 6.0
+
+
+@pytest.mark.parametrize('keep', [None, 0])
+def test_keep_iter_none_or_zero_keeps_all(keep, model, tmp_path):
+    model_dir = str(tmp_path / 'model_dump')
+    for n in range(1, 6):
+        model.set(float(n))
+        ckpt.save_checkpoint(model.saver, model.sess, model_dir, 'iter_%d.ckpt' % n,
+                             keep_iter=keep)
+    assert ckpt.list_checkpoints(model_dir) == ['iter_%d.ckpt' % n for n in range(1, 6)]
+
+
+@pytest.mark.parametrize('crash', sorted(CRASHES))
+def test_an_interrupted_save_prunes_nothing(crash, model, tmp_path, monkeypatch):
+    model_dir = str(tmp_path / 'model_dump')
+    for n in (1, 2):
+        model.set(float(n))
+        ckpt.save_checkpoint(model.saver, model.sess, model_dir, 'iter_%d.ckpt' % n,
+                             keep_iter=2)
+    with monkeypatch.context() as mp:
+        CRASHES[crash](mp, model)
+        with pytest.raises(Interrupted):
+            ckpt.save_checkpoint(model.saver, model.sess, model_dir, 'iter_3.ckpt', keep_iter=2)
+    assert ckpt.list_checkpoints(model_dir) == ['iter_1.ckpt', 'iter_2.ckpt']
+    assert 'iter_1' in files_of(model_dir)
+    assert model.restore(os.path.join(model_dir, 'iter_1.ckpt')) == 1.0
+
+
+def test_keep_iter_checkpoints_config_key():
+    from lighthead.config import ConfigError
+    assert make_config().keep_iter_checkpoints == 3
+    assert make_config(keep_iter_checkpoints=None).keep_iter_checkpoints is None
+    with pytest.raises(ConfigError, match='keep_iter_checkpoints'):
+        make_config(keep_iter_checkpoints=-1)
+
+
 def test_list_and_latest(model, tmp_path):
     model_dir = str(tmp_path / 'model_dump')
     assert ckpt.list_checkpoints(model_dir) == [] and ckpt.latest_checkpoint(model_dir) is None

@@ -134,7 +134,8 @@ def test_nan_stop_hook_raises_on_a_non_finite_loss_or_gradient(bad, tmp_path, ca
             hook.after_step(trainer, 7, results(epoch=1, **bad))
     message = str(info.value)
     assert message.startswith('loss or gradient became non-finite at step 7 (epoch 2): ')
-    assert message.endswith('the newest checkpoint is None')
+    assert message.endswith('no checkpoint passed the divergence check; start again with a '
+                            'lower basic_lr (or set clip_gradient_norm)')
     assert message in caplog.text
 
 

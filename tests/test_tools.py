@@ -282,3 +282,67 @@ def test_predict_rejects_bad_tile_options(tmp_path, capsys, args):
         _tool('predict').main(['--exp', QUICKSTART, '--ckpt', 'unused', '--out',
                                str(tmp_path / 'o'), 'x.png'] + args)
     assert '--overlap' in capsys.readouterr().err
+
+
+def _predict_proc(args):
+    return subprocess.run([sys.executable, 'tools/predict.py', '--exp', QUICKSTART] + args,
+                          cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True, timeout=300)
+
+
+def test_predict_bad_image_keeps_the_results_done(tmp_path, random_checkpoint):
+    """Issue 17 item 2: an undecodable file stops the run with one line naming it, and the
+    detections of the images before it are still written; a folder named x.png is no image;
+    --skip-bad names the bad image on one line and goes on."""
+    rng = np.random.RandomState(5)
+    images = tmp_path / 'images'
+    images.mkdir()
+    for name in ('a.png', 'c.png'):
+        cv2.imwrite(str(images / name), rng.randint(0, 256, (80, 100, 3)).astype(np.uint8))
+    (images / 'b.png').write_bytes(b'this is not a png')
+    (images / 'd.png').mkdir()  # a folder with an image name: not an image
+    out = tmp_path / 'out'
+    common = ['--ckpt', random_checkpoint, '--images', str(images), '--out', str(out),
+              '--thresh', '0']
+
+    proc = _predict_proc(common)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith('predict.py: cannot read image ') and str(images / 'b.png') in last
+    assert 'detections of the 1 images before it are in %s' % (out / 'detections.json') in last
+    records = json.loads((out / 'detections.json').read_text())
+    assert [os.path.basename(r['file']) for r in records] == ['a.png']
+    assert len(records[0]['scores']) > 0
+
+    json_path = tmp_path / 'all.json'
+    proc = _predict_proc(common + ['--skip-bad', '--json', str(json_path)])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    skipped = [l for l in proc.stderr.splitlines() if l.startswith('predict.py: skipped')]
+    assert len(skipped) == 1 and str(images / 'b.png') in skipped[0], proc.stderr[-3000:]
+    assert 'd.png' not in proc.stderr + proc.stdout
+    assert '1 bad images skipped' in proc.stdout
+    records = json.loads(json_path.read_text())
+    assert [os.path.basename(r['file']) for r in records] == ['a.png', 'c.png']
+    assert sorted(os.listdir(str(out))) == ['a.png', 'c.png', 'detections.json']
+
+
+def test_predict_writes_the_json_when_interrupted(tmp_path, random_checkpoint, monkeypatch):
+    """Any stop after the first image (here Ctrl-C on the second) leaves its detections."""
+    from lighthead.eval.predictor import Predictor
+    rng = np.random.RandomState(6)
+    paths = []
+    for name in ('a.png', 'b.png'):
+        paths.append(str(tmp_path / name))
+        cv2.imwrite(paths[-1], rng.randint(0, 256, (60, 80, 3)).astype(np.uint8))
+    real = Predictor.predict_file
+
+    def predict_file(self, path, *args, **kwargs):
+        if path.endswith('b.png'):
+            raise KeyboardInterrupt
+        return real(self, path, *args, **kwargs)
+    monkeypatch.setattr(Predictor, 'predict_file', predict_file)
+    with pytest.raises(KeyboardInterrupt):
+        _tool('predict').main(['--exp', QUICKSTART, '--ckpt', random_checkpoint, '--out',
+                               str(tmp_path / 'out'), '--thresh', '0'] + paths)
+    records = json.loads((tmp_path / 'out' / 'detections.json').read_text())
+    assert [r['file'] for r in records] == paths[:1]

@@ -4,9 +4,13 @@
     python tools/convert.py odgt2coco IN.odgt OUT.json [--classes a b c]
     python tools/convert.py voc2coco VOC_ROOT SPLIT OUT.json
 
-What each direction carries is documented in ``lighthead.datasets.convert``.
+What each direction carries is documented in ``lighthead.datasets.convert``. The source's
+records are checked as the dataset loaders check them (e.g. no NaN or empty box, known
+classes); a bad one exits non-zero with one line naming the file and the record, and nothing is
+written.
 """
 import argparse
+import sys
 
 from lighthead.datasets.convert import convert_file
 
@@ -28,8 +32,11 @@ def main(argv=None):
     p.add_argument('split', metavar='SPLIT')
     p.add_argument('dst', metavar='OUT.json')
     args = parser.parse_args(argv)
-    count = convert_file(args.kind, args.src, args.dst, split=getattr(args, 'split', None),
-                         class_names=getattr(args, 'classes', None))
+    try:
+        count = convert_file(args.kind, args.src, args.dst, split=getattr(args, 'split', None),
+                             class_names=getattr(args, 'classes', None))
+    except (IOError, OSError, ValueError) as e:  # BadRecordError is a ValueError
+        sys.exit('convert.py: %s: %s' % (args.kind, e))
     print('%s: wrote %d images to %s' % (args.kind, count, args.dst))
 
 

@@ -1,12 +1,19 @@
 """Evaluate COCO-format detections with pycocotools.
 
     python tools/evaluate.py --gt ANNOTATIONS.json --dt DETECTIONS.json [--per-class] [--out METRICS.json]
+
+Bad input exits non-zero with one line ``evaluate.py: ...`` naming the file and the record: a
+file that is not JSON, a ground-truth image or annotation the dataset loaders would refuse
+(:func:`lighthead.datasets.load_coco`: e.g. a non-finite or empty box), a detection whose
+``image_id`` or ``category_id`` the ground truth does not have, or without a finite score or
+bbox (:func:`lighthead.eval.coco_eval.check_results`).
 """
 import argparse
 import json
 import os
 import sys
 
+from lighthead.datasets import load_coco
 from lighthead.eval.coco_eval import coco_evaluate, per_class_table
 
 
@@ -18,9 +25,15 @@ def main(argv=None):
     p.add_argument('--out', help='write the metrics as JSON here')
     args = p.parse_args(argv)
     for path in (args.gt, args.dt):
-        if not os.path.exists(path):
+        if not os.path.isfile(path):
             sys.exit('evaluate.py: %s not found' % path)
-    metrics, summary = coco_evaluate(args.gt, args.dt)
+    try:
+        # The ground truth's records checked as training and test.py load them (no image files
+        # needed): a bad one names the file and the image.
+        load_coco(args.gt, os.path.dirname(os.path.abspath(args.gt)))
+        metrics, summary = coco_evaluate(args.gt, args.dt)
+    except (IOError, OSError, ValueError) as e:
+        sys.exit('evaluate.py: %s' % e)
     print(summary, end='')
     if args.per_class:
         print(per_class_table(metrics['per_class']), end='')

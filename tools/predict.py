@@ -1,7 +1,7 @@
 """Detect objects in images with a trained checkpoint; draw them and write them as JSON (SPEC 5.4).
 
     python tools/predict.py --exp experiments/user --ckpt PATH (--images DIR | FILE ...)
-        --out DIR [--thresh 0.3] [--json FILE] [--tile SIZE --overlap PX]
+        --out DIR [--thresh 0.3] [--json FILE] [--tile SIZE --overlap PX] [--skip-bad]
         [--set KEY=VALUE] [--set KEY=VALUE] ...
 
 The network is the experiment's own: ``network_desp.Network`` of ``--exp``, bound to its
@@ -21,6 +21,14 @@ drawn. The JSON
 inclusive-corner boxes in original-image pixels, class ids 1..C-1 and their names, by
 descending score. Only detections with score >= ``--thresh`` are drawn and written.
 
+``--images DIR`` takes the regular files of ``DIR`` with an image extension (a folder named
+``x.png`` is not an image). The JSON is written atomically (a temporary file renamed over it)
+at least every ``JSON_EVERY_S`` seconds and always when the run ends, also when it stops on an
+error or Ctrl-C, so the images done are never lost. An image that cannot be read or decoded
+stops the run with one line ``predict.py: cannot read image FILE: ...`` saying where the
+detections done so far are (exit status 1); with ``--skip-bad`` it is reported on one line
+(``predict.py: skipped bad image: cannot read image FILE: ...``) and the run goes on.
+
 ``--tile SIZE`` predicts a large image by sliding windows of ``SIZE x SIZE`` original-image
 pixels, neighbours sharing ``--overlap PX`` (default 0), each window resized by the
 experiment's eval rule (so ``SIZE`` = the training tile size predicts at the training scale);
@@ -33,6 +41,7 @@ import argparse
 import json
 import os
 import sys
+import time
 
 import numpy as np
 
@@ -44,6 +53,7 @@ from lighthead.eval.predictor import Predictor
 from lighthead.utils.vis import draw_detections, write_png
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
+JSON_EVERY_S = 30.0  # the detections JSON is rewritten at least this often during a run
 
 
 def build_parser():
@@ -61,6 +71,9 @@ def build_parser():
                         'the whole image at once)')
     p.add_argument('--overlap', type=int, default=0, metavar='PX',
                    help='pixels shared by neighbouring windows (with --tile; default 0)')
+    p.add_argument('--skip-bad', action='store_true',
+                   help='report an image that cannot be read on one line and go on (default: '
+                        'stop there, keeping the detections of the images done)')
     p.add_argument('--set', dest='overrides', action='append', default=[], metavar='KEY=VALUE',
                    help='config override as in train.py/test.py (e.g. TEST.NMS=0.3); one per '
                         '--set, repeat for more')
@@ -68,18 +81,20 @@ def build_parser():
 
 
 def list_images(images_dir, files):
-    """Sorted image paths of ``images_dir``, or ``files``; IOError if none or one is missing."""
+    """Sorted image paths of ``images_dir`` (its regular files with an image extension), or
+    ``files``; IOError if none, or if one of ``files`` is missing or not a regular file."""
     if images_dir:
         if not os.path.isdir(images_dir):
             raise IOError('image folder %s not found' % images_dir)
         paths = sorted(os.path.join(images_dir, n) for n in os.listdir(images_dir)
-                       if n.lower().endswith(IMAGE_EXTENSIONS))
+                       if n.lower().endswith(IMAGE_EXTENSIONS) and
+                       os.path.isfile(os.path.join(images_dir, n)))
         if not paths:
-            raise IOError('no images (%s) in %s' % (' '.join(IMAGE_EXTENSIONS), images_dir))
+            raise IOError('no image files (%s) in %s' % (' '.join(IMAGE_EXTENSIONS), images_dir))
         return paths
     missing = [f for f in files if not os.path.isfile(f)]
     if missing:
-        raise IOError('image file(s) not found: %s' % ', '.join(missing))
+        raise IOError('image file(s) not found (or not a regular file): %s' % ', '.join(missing))
     return list(files)
 
 
@@ -109,6 +124,15 @@ def to_record(path, det, class_names):
             'class_names': [class_names[int(c)] for c in det['classes']]}
 
 
+def write_json(path, records):
+    """Write ``records`` to ``path`` atomically: a temporary file in the same folder, renamed
+    over ``path`` (a reader never sees a half-written file)."""
+    tmp = '%s.tmp%d' % (path, os.getpid())
+    with open(tmp, 'w') as f:
+        f.write('[\n' + ',\n'.join(json.dumps(r) for r in records) + '\n]\n')
+    os.replace(tmp, path)
+
+
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -135,24 +159,38 @@ def main(argv=None):
         predictor = Predictor(cfg, network_cls(), checkpoint)
     except (CheckpointNotFoundError, CheckpointMismatchError) as e:
         sys.exit('lighthead: %s' % e)
-    records = []
+    records, skipped, bad = [], [], None
+    written = time.time()
     try:
         for path, name in zip(paths, names):
             try:
                 det, raw = predictor.predict_file(path, args.tile, args.overlap)
-            except ImageReadError as e:
-                sys.exit('predict.py: %s' % e)
+            except ImageReadError as e:  # names the file
+                if not args.skip_bad:
+                    bad = e
+                    break
+                skipped.append(path)
+                print('predict.py: skipped bad image: %s' % e, file=sys.stderr)
+                continue
             det = select(det, args.thresh)
             write_png(os.path.join(args.out, name),
                       draw_detections(raw, det['boxes'], det['scores'], det['classes'],
                                       cfg.class_names))
             records.append(to_record(path, det, cfg.class_names))
             print('%s: %d detections' % (path, len(det['scores'])))
+            if time.time() - written >= JSON_EVERY_S:
+                write_json(json_path, records)
+                written = time.time()
     finally:
         predictor.close()
-    with open(json_path, 'w') as f:
-        f.write('[\n' + ',\n'.join(json.dumps(r) for r in records) + '\n]\n')
-    print('wrote %d images to %s and detections to %s' % (len(records), args.out, json_path))
+        write_json(json_path, records)  # also on an error or Ctrl-C: keep what is done
+    if bad is not None:
+        sys.exit('predict.py: %s; stopped there: the detections of the %d images before it '
+                 'are in %s (--skip-bad skips images that cannot be read)'
+                 % (bad, len(records), json_path))
+    print('wrote %d images to %s and detections to %s%s' % (
+        len(records), args.out, json_path,
+        ' (%d bad images skipped, named above)' % len(skipped) if skipped else ''))
     return records
 
 

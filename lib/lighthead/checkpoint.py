@@ -3,7 +3,10 @@
 Saving: a checkpoint (``epoch_N.ckpt``, ``iter_N.ckpt``) is written under a temporary prefix,
 its files are fsynced and renamed into place, and only then is the ``checkpoint`` index
 rewritten (itself atomically). A crash at any moment leaves the index pointing at the previous
-complete checkpoint.
+complete checkpoint. With ``keep_iter`` only the newest iteration checkpoints stay: the older
+ones leave the index in that same rewrite and their files are removed after it; epoch
+checkpoints always stay. One process writes a ``model_dump`` (the run lock,
+:mod:`lighthead.train.run_lock`).
 
 Finding: :func:`resolve_checkpoint` turns what a user passes (a prefix, a folder with a
 ``checkpoint`` index, an output folder holding ``model_dump/``, or a model_dump folder and an
@@ -87,7 +90,14 @@ def checkpoint_files(prefix):
 
 
 def _write_index(model_dir, names):
-    """Atomically rewrite the ``checkpoint`` index; the last name is the newest."""
+    """Atomically rewrite the ``checkpoint`` index; the last name is the newest. No names:
+    the index is removed."""
+    if not names:
+        index = os.path.join(model_dir, INDEX_NAME)
+        if os.path.exists(index):
+            os.remove(index)
+            _fsync_dir(model_dir)
+        return
     lines = ['model_checkpoint_path: "%s"' % names[-1]]
     lines += ['all_model_checkpoint_paths: "%s"' % n for n in names]
     tmp = os.path.join(model_dir, _TMP_PREFIX + INDEX_NAME)
@@ -120,12 +130,30 @@ def latest_checkpoint(model_dir):
     return os.path.join(model_dir, names[-1]) if names else None
 
 
-def save_checkpoint(saver, sess, model_dir, name):
+_ITER_NAME = re.compile(r'iter_\d+\.ckpt$')
+
+
+def pruned(names, keep_iter):
+    """The names (oldest first, the last the newest) that ``keep_iter`` drops: all but the
+    newest ``keep_iter`` iteration checkpoints (``iter_N.ckpt``), never the newest name nor
+    an epoch checkpoint. ``keep_iter`` None or 0: none."""
+    if not keep_iter:
+        return []
+    iters = [n for n in names if _ITER_NAME.match(n)]
+    return [n for n in iters[:-int(keep_iter)] if n != names[-1]]
+
+
+def save_checkpoint(saver, sess, model_dir, name, keep_iter=None):
     """Save all of ``saver``'s variables as ``model_dir/name`` atomically; returns the prefix.
 
     ``name`` is e.g. ``'epoch_3.ckpt'``. An existing checkpoint of that name is replaced.
     Temporary files that a crashed save left (of any name) are removed first: one process
-    writes a ``model_dir``.
+    writes a ``model_dir`` (the run lock).
+
+    ``keep_iter``: None or 0 keeps every checkpoint; N keeps the newest N iteration
+    checkpoints (``iter_N.ckpt``, in the order they were saved) and every epoch checkpoint.
+    The older ones are pruned only once the new checkpoint is complete: they leave the index
+    in the same atomic rewrite that adds it, then their files are removed.
     """
     os.makedirs(model_dir, exist_ok=True)
     for stale in glob.glob(os.path.join(model_dir, _TMP_PREFIX + '*')):
@@ -140,8 +168,22 @@ def save_checkpoint(saver, sess, model_dir, name):
         os.replace(path, final_prefix + path[len(tmp_prefix):])
     _fsync_dir(model_dir)
     names = [n for n in list_checkpoints(model_dir) if n != name] + [name]
-    _write_index(model_dir, names)
+    drop = pruned(names, keep_iter)
+    _write_index(model_dir, [n for n in names if n not in drop])
+    for old in drop:
+        for path in checkpoint_files(os.path.join(model_dir, old)):
+            os.remove(path)
     return final_prefix
+
+
+def drop_from_index(model_dir, name):
+    """Take ``name`` out of ``model_dir``'s index (atomically; its files stay), so that
+    :func:`latest_checkpoint` and a resume no longer find it. Returns the new newest prefix,
+    or None."""
+    names = list_checkpoints(model_dir)
+    if name in names:
+        _write_index(model_dir, [n for n in names if n != name])
+    return latest_checkpoint(model_dir)
 
 
 def epoch_checkpoint(model_dir, epoch):

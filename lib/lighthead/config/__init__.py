@@ -125,6 +125,7 @@ def base_config():
     c.warm_iter = 500
     c.warm_factor = 1.0 / 3
     c.snapshot_iters = 0  # 0: only end-of-epoch checkpoints
+    c.keep_iter_checkpoints = 3  # newest iter_N.ckpt kept (epoch_N.ckpt all); None or 0: all
     c.log_interval = 20
     # Head-at-chance warning (lighthead.train.health): checked at this step and at the end of
     # training (0: off), over the last 50 steps' head accuracy and score spread.

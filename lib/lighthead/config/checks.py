@@ -397,6 +397,7 @@ SPECS = {
     'warm_iter': non_negative_int(),
     'warm_factor': Number(0, 1, lo_open=True),
     'snapshot_iters': non_negative_int(),
+    'keep_iter_checkpoints': Optional(non_negative_int(), 'keep all; 0 too'),
     'log_interval': positive_int(),
     'health_check_after': non_negative_int(),
     'health_min_balanced_acc': fraction(),

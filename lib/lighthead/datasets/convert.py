@@ -19,7 +19,8 @@ import os
 
 from .coco import coco_classes
 from .odgt import odgt_category_ids, odgt_image_ids, read_odgt
-from .registry import DataSpec, format_names, get_format
+from .records import BadRecordError
+from .registry import DataSpec, DatasetFormat, format_names, get_format
 
 
 def coco_to_odgt(coco, json_path='<coco>'):
@@ -53,34 +54,50 @@ def odgt_to_coco(lines, class_names=None):
     order; default: the tags, ordered by carried category id, else by name."""
     if class_names is None:
         tags = {}
-        for line in lines:
-            for gt in line['gtboxes']:
-                tags.setdefault(gt['tag'], (gt.get('extra') or {}).get('category_id'))
+        for number, line in enumerate(lines, 1):
+            try:
+                for gt in line['gtboxes']:
+                    tags.setdefault(gt['tag'], (gt.get('extra') or {}).get('category_id'))
+            except (KeyError, TypeError, AttributeError) as e:
+                raise _odgt_line_error(line, number, e)
         order = sorted(tags, key=lambda t: (tags[t] if isinstance(tags[t], int) else 0, t))
         class_names = ['background'] + order
     category_ids = odgt_category_ids(lines, class_names)
     cid_of = dict(zip(class_names[1:], category_ids[1:]))
     images, annotations = [], []
-    for line, image_id in zip(lines, odgt_image_ids(lines)):
-        file_name = line['fpath'].lstrip('/')
-        image = {'id': image_id, 'file_name': file_name, 'height': line['height'],
-                 'width': line['width']}
-        if line['ID'] != file_name:
-            image['odgt_id'] = line['ID']
+    for number, (line, image_id) in enumerate(zip(lines, odgt_image_ids(lines)), 1):
+        try:
+            file_name = line['fpath'].lstrip('/')
+            image = {'id': image_id, 'file_name': file_name, 'height': line['height'],
+                     'width': line['width']}
+            if line['ID'] != file_name:
+                image['odgt_id'] = line['ID']
+            boxes = []
+            for gt in line['gtboxes']:
+                x, y, w, h = gt['box']
+                tag = gt['tag']
+                boxes.append((x, y, w, h, w * h, tag, (gt.get('extra') or {}).get('ignore', 0)))
+        except (KeyError, TypeError, AttributeError, ValueError) as e:
+            raise _odgt_line_error(line, number, e)
         images.append(image)
-        for gt in line['gtboxes']:
-            x, y, w, h = gt['box']
-            if gt['tag'] not in cid_of:
+        for x, y, w, h, area, tag, ignore in boxes:
+            if tag not in cid_of:
                 raise ValueError('image %r: tag %r is not in the classes %s'
-                                 % (line['ID'], gt['tag'], class_names[1:]))
+                                 % (line['ID'], tag, class_names[1:]))
             annotations.append({
                 'id': len(annotations) + 1, 'image_id': image_id, 'bbox': [x, y, w, h],
-                'area': w * h, 'category_id': cid_of[gt['tag']],
-                'iscrowd': int(bool((gt.get('extra') or {}).get('ignore', 0))),
+                'area': area, 'category_id': cid_of[tag], 'iscrowd': int(bool(ignore)),
             })
     categories = [{'id': cid, 'name': name} for name, cid in
                   sorted(cid_of.items(), key=lambda item: item[1])]
     return {'images': images, 'annotations': annotations, 'categories': categories}
+
+
+def _odgt_line_error(line, number, error):
+    """ValueError naming the odgt entry ``number`` (1-based, blank lines not counted) and its
+    ``ID``: a line that cannot be converted."""
+    rid = line.get('ID') if isinstance(line, dict) else None
+    return ValueError('image %r (entry %d): malformed annotation: %r' % (rid, number, error))
 
 
 def _number(v):
@@ -166,9 +183,48 @@ def convert_file(kind, src, dst, split=None, class_names=None, root_folder=None)
 
     Built in: ``coco2odgt`` (src json), ``odgt2coco`` (src odgt, optional ``class_names``
     without background), ``voc2coco`` (src VOC root, ``split``). Returns the number of images
-    written."""
+    written.
+
+    The source's records are checked by its format's loader, as training and evaluation load
+    them (:func:`validate_source`; image files are not needed): a bad record (e.g. a NaN or
+    empty box, an unknown class) raises BadRecordError naming the file and the record, and
+    nothing is written."""
     src_fmt, dst_fmt = parse_conversion(kind)
     names = ['background'] + list(class_names) if class_names else None
-    coco = src_fmt.to_coco(DataSpec(src, root_folder, split), names)
-    dst_fmt.write_from_coco(coco, dst, source=src)
+    spec = DataSpec(src, root_folder, split)
+    # The default to_coco loads (and so validates) the records itself.
+    loads = type(src_fmt).to_coco is DatasetFormat.to_coco
+    checked = loads
+    if not checked and (names or src_fmt.classes_from_data):
+        validate_source(src_fmt, spec, names)
+        checked = True
+    coco = _named(src, src_fmt.to_coco, spec, names)
+    if not checked:
+        validate_source(src_fmt, spec, names, coco)
+    _named(src, dst_fmt.write_from_coco, coco, dst, source=src)
     return len(coco['images'])
+
+
+def validate_source(fmt, spec, class_names=None, coco=None):
+    """Check every record of ``spec`` with ``fmt.load`` (the loaders' validation, without image
+    files); BadRecordError naming the file and the first bad record. A format that cannot find
+    classes in its data, given no ``class_names``, is checked against the categories of its
+    COCO conversion ``coco``."""
+    if not class_names and not fmt.classes_from_data:
+        cats = sorted(coco['categories'], key=lambda c: c['id'])
+        class_names = ['background'] + [c['name'] for c in cats]
+    # A root folder is only joined to image paths, which are not opened here.
+    root = spec.root_folder if spec.root_folder is not None else ''
+    return fmt.load(DataSpec(spec.source, root, spec.split), class_names)
+
+
+def _named(src, fn, *args, **kwargs):
+    """``fn(*args, **kwargs)``; a malformed-input error that does not name its file
+    (KeyError, TypeError, ...) becomes a ValueError naming ``src``."""
+    try:
+        return fn(*args, **kwargs)
+    except BadRecordError:
+        raise
+    except (KeyError, TypeError, AttributeError, ValueError) as e:
+        raise ValueError('%s: %s' % (src, e if isinstance(e, ValueError) else
+                                     'malformed annotations: %r' % e))

@@ -5,6 +5,8 @@ loader validates every record (this is the only validation pass: the training da
 trusts the records it is given and only reports images that cannot be read).
 """
 import logging
+import os
+import sys
 
 from .records import BadRecordLog
 from .registry import DataSpec, get_format
@@ -41,7 +43,9 @@ def load_dataset(cfg, split='train'):
     ``'voc'``: ``<split>_source`` = VOC root, ``<split>_split`` = ImageSets name). Records are
     validated once, here: boxes, classes, and that each image file exists. With
     ``cfg.skip_bad_records`` bad records are appended to ``<cfg.log_dir>/bad_records.txt`` and
-    skipped, else the first one raises BadRecordError naming the file and the record.
+    skipped, with one line counting them on the console and in ``train.log``
+    (:func:`report_skipped`), else the first one raises BadRecordError naming the file and
+    the record.
 
     Classes: ``cfg.class_names`` (background first) fixes them. When it is only
     ``['background']`` and the format finds classes in the data (COCO, VOC), the eval split
@@ -59,11 +63,29 @@ def load_dataset(cfg, split='train'):
     before = on_bad.count if on_bad else 0
     dataset = fmt.load(spec, class_names, on_bad=on_bad, check_files=True)
     if on_bad and on_bad.count > before:
-        logger.warning('data: skipped %d bad records of %s, listed in %s',
-                       on_bad.count - before, spec.source, on_bad.path)
+        report_skipped(cfg, 'skipped %d bad records of %s, listed in %s'
+                       % (on_bad.count - before, spec.source, on_bad.path))
     if class_names is None:
         resolve_class_names(cfg, dataset, split)
     return dataset
+
+
+def report_skipped(cfg, message):
+    """Show ``message`` (one line) on the console as ``lighthead: <message>`` (stderr) and, when
+    training has set up this run's ``<cfg.log_dir>/train.log`` (the ``lighthead.train``
+    logger), write it there too.
+
+    Not left to this module's logger alone: a WARNING of an unconfigured logger reaches the
+    console only through Python's last-resort handler (gone as soon as anything configures the
+    root logger), and the training log's logger does not receive it.
+    """
+    print('lighthead: %s' % message, file=sys.stderr)
+    sys.stderr.flush()
+    train_logger = logging.getLogger('lighthead.train')
+    train_log = os.path.abspath(os.path.join(cfg.log_dir, 'train.log'))
+    if any(getattr(h, 'baseFilename', None) and os.path.abspath(h.baseFilename) == train_log
+           for h in train_logger.handlers):
+        train_logger.warning('data: %s', message)
 
 
 def resolve_class_names(cfg, dataset, split):

@@ -203,6 +203,10 @@ def main(cfg, network_cls, argv=None):
     except (KeyError, ValueError) as e:
         raise SystemExit('lighthead: %s' % (e.args[0] if e.args else e))
     end = args.start_epoch if args.end_epoch < 0 else args.end_epoch
+    if end < args.start_epoch:
+        raise SystemExit('lighthead: -ee/--end_epoch %d is before -se/--start_epoch %d: no '
+                         'epoch to evaluate (give -ee >= -se, or leave -ee out for epoch %d '
+                         'alone)' % (end, args.start_epoch, args.start_epoch))
     dataset = load_dataset(cfg, 'eval')  # also resolves class names the config leaves open
     gt = get_format(cfg.dataset_format).coco_ground_truth(dataset, data_spec(cfg, 'eval'))
     try:

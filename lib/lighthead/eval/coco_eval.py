@@ -11,7 +11,7 @@ and ``None`` metrics; a group whose images hold no ground-truth box gets pycocot
 import contextlib
 import copy
 import io
-import json
+import numbers
 import os
 import re
 
@@ -22,16 +22,78 @@ METRIC_NAMES = ('AP', 'AP50', 'AP75', 'APs', 'APm', 'APl',
 
 
 def load_coco_gt(gt):
-    """A pycocotools ``COCO`` from a path or an in-memory instances dict (stdout kept quiet)."""
+    """A pycocotools ``COCO`` from a path or an in-memory instances dict (stdout kept quiet).
+
+    A file that is not JSON, or not a COCO instances dict that pycocotools can index, raises
+    ValueError naming it (not pycocotools' bare JSON or key error)."""
     from pycocotools.coco import COCO
-    with contextlib.redirect_stdout(io.StringIO()):
-        if isinstance(gt, dict):
-            coco = COCO()
-            coco.dataset = copy.deepcopy(gt)
+    from lighthead.datasets.coco import read_json
+    if isinstance(gt, dict):
+        name, dataset = '<ground truth>', copy.deepcopy(gt)
+    else:
+        name, dataset = gt, read_json(gt)
+    if not isinstance(dataset, dict) or not isinstance(dataset.get('images'), list):
+        raise ValueError('%s: not a COCO instances file (a JSON object with an "images" list)'
+                         % name)
+    coco = COCO()
+    coco.dataset = dataset
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
             coco.createIndex()
-        else:
-            coco = COCO(gt)
+    except (KeyError, TypeError, AttributeError) as e:
+        problem = ('an image, annotation or category without %r' % (e.args[0],)
+                   if isinstance(e, KeyError) and e.args else repr(e))
+        raise ValueError('%s: malformed COCO ground truth: %s' % (name, problem))
     return coco
+
+
+def check_results(detections, coco_gt, source='<detections>', gt_name='the ground truth'):
+    """Raise ValueError naming ``source`` and the first bad detection unless ``detections`` is a
+    list of COCO results (dicts with ``image_id`` and ``category_id`` of ``coco_gt``, a finite
+    ``score`` and ``bbox`` ``[x, y, w, h]``), which pycocotools would otherwise reject with a
+    bare AssertionError (an unknown image) or score silently (an unknown category)."""
+    if not isinstance(detections, list):
+        raise ValueError('%s: COCO results must be a JSON list of detections, got a %s'
+                         % (source, type(detections).__name__))
+    images, categories = set(coco_gt.getImgIds()), set(coco_gt.getCatIds())
+    first, count = None, 0
+    for i, det in enumerate(detections):
+        problem = _result_problem(det, images, categories, gt_name)
+        if problem:
+            count += 1
+            if first is None:
+                first = (i, det, problem)
+    if first is not None:
+        i, det, problem = first
+        image = ' (image_id %r)' % (det.get('image_id'),) if isinstance(det, dict) else ''
+        also = ' (%d of the %d detections have a problem)' % (count, len(detections)) \
+            if count > 1 else ''
+        raise ValueError('%s: detection %d%s: %s%s' % (source, i, image, problem, also))
+
+
+def _finite_number(v):
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) and bool(np.isfinite(v))
+
+
+def _result_problem(det, images, categories, gt_name):
+    """What is wrong with one COCO result, or None."""
+    if not isinstance(det, dict):
+        return 'not a JSON object'
+    missing = [k for k in ('image_id', 'category_id', 'bbox', 'score') if k not in det]
+    if missing:
+        return 'no %s' % ', '.join(missing)
+    if det['image_id'] not in images:
+        return 'image_id %r is not an image of %s' % (det['image_id'], gt_name)
+    if det['category_id'] not in categories:
+        return 'category_id %r is not a category of %s (it has %s)' % (
+            det['category_id'], gt_name, sorted(categories))
+    if not _finite_number(det['score']):
+        return 'score %r is not a finite number' % (det['score'],)
+    bbox = det['bbox']
+    if not isinstance(bbox, (list, tuple)) or len(bbox) != 4 or \
+            not all(_finite_number(v) for v in bbox):
+        return 'bbox %r is not [x, y, w, h] of finite numbers' % (bbox,)
+    return None
 
 
 def _results_coco(coco_gt, detections):
@@ -82,6 +144,10 @@ def group_image_ids(coco_gt, groups):
 def coco_evaluate(gt, detections, groups=None, class_agnostic=False):
     """Evaluate COCO-format ``detections`` (list of dicts or a JSON path) against ``gt``.
 
+    Detections that pycocotools cannot take (an image or category the ground truth does not
+    have, no finite score or bbox) and files that are not JSON raise ValueError naming the
+    file and the first such detection (:func:`check_results`).
+
     Returns (metrics, summary_text): metrics has the 12 COCO numbers under ``METRIC_NAMES``,
     ``images`` (how many ground-truth images) and ``per_class`` {category name: AP at IoU
     .50:.95} (empty when ``class_agnostic``); summary_text is COCOeval's printout.
@@ -93,9 +159,12 @@ def coco_evaluate(gt, detections, groups=None, class_agnostic=False):
     ``useCats = 0``), e.g. to score RPN proposals of a several-class dataset.
     """
     coco_gt = gt if hasattr(gt, 'loadRes') else load_coco_gt(gt)
+    source = '<detections>'
     if isinstance(detections, str):
-        with open(detections) as f:
-            detections = json.load(f)
+        from lighthead.datasets.coco import read_json
+        source, detections = detections, read_json(detections)
+    check_results(detections, coco_gt, source,
+                  'the ground truth %s' % gt if isinstance(gt, str) else 'the ground truth')
     coco_dt = _results_coco(coco_gt, detections)
     ev, summary = _run_cocoeval(coco_gt, coco_dt, class_agnostic=class_agnostic)
     if not detections:

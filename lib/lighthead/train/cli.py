@@ -27,12 +27,14 @@ def main(cfg, network_cls, argv=None):
     checkpoint in ``cfg.model_dump_dir``, else ``--weights``/``cfg.weight`` or from scratch),
     train, and plot the losses. Returns the :class:`Trainer`.
 
-    Bad overrides or devices, missing pretrained weights, a checkpoint that does not fit the
-    network, and a diverging run exit with one line ``lighthead: ...`` (SystemExit; exit
-    status 2 for divergence, 1 otherwise).
+    The run holds the lock of ``cfg.output_dir`` (:mod:`lighthead.train.run_lock`) from
+    before anything is written there until it ends; another run on that folder is refused.
+
+    Bad overrides or devices, an output folder in use by another run, missing pretrained
+    weights, a checkpoint that does not fit the network, and a diverging run exit with one
+    line ``lighthead: ...`` (SystemExit; exit status 2 for divergence, 1 otherwise).
     """
-    from lighthead.checkpoint import CheckpointMismatchError, CheckpointNotFoundError, plan_start
-    from lighthead.train.trainer import Trainer, TrainingDiverged, plot_losses
+    from lighthead.train import run_lock
     from lighthead.utils.devices import parse_devices
     args = build_parser().parse_args(argv)
     try:
@@ -40,6 +42,19 @@ def main(cfg, network_cls, argv=None):
         devices = parse_devices(args.devices)
     except (KeyError, ValueError) as e:
         raise SystemExit('lighthead: %s' % (e.args[0] if e.args else e))
+    try:
+        lock = run_lock.acquire(cfg.output_dir)
+    except run_lock.RunLockedError as e:
+        raise SystemExit('lighthead: %s' % e)
+    try:
+        return _run(cfg, network_cls, args, devices)
+    finally:
+        lock.release()
+
+
+def _run(cfg, network_cls, args, devices):
+    from lighthead.checkpoint import CheckpointMismatchError, CheckpointNotFoundError, plan_start
+    from lighthead.train.trainer import Trainer, TrainingDiverged, plot_losses
     try:
         plan = plan_start(cfg.model_dump_dir, args.resume, args.weights, cfg.weight)
     except CheckpointNotFoundError as e:

@@ -6,7 +6,8 @@ and at the end (also when a hook or a step raised) the ``end(trainer)`` of every
 reverse order. Everything a run does besides the step itself is a hook:
 
 - :class:`NaNStopHook`: raises :class:`TrainingDiverged` on a non-finite loss or gradient
-  norm (first in the list, so that nothing logs or saves such a step);
+  norm (first in the list, so that nothing logs or saves such a step), and keeps the
+  divergence check of the checkpoints (:class:`DivergenceGuard`);
 - :class:`TimerHook`: data-loading and step time; ``trainer.stats`` and the speed line;
 - :class:`CsvLogHook`: one row per step in ``log/losses.csv``;
 - :class:`TrainLogHook`: a line in ``log/train.log`` every ``log_interval`` steps and the last;
@@ -15,7 +16,20 @@ reverse order. Everything a run does besides the step itself is a hook:
   (:class:`lighthead.train.health.HeadHealthCheck`);
 - :class:`ProgressBarHook`: the tqdm bar and its postfix;
 - :class:`CheckpointHook`: ``epoch_N.ckpt`` at each epoch end, ``iter_N.ckpt`` every
-  ``snapshot_iters`` steps (last in the list: a checkpoint follows the step's log rows).
+  ``snapshot_iters`` steps, the newest ``keep_iter_checkpoints`` of those kept, none saved
+  that fails the divergence check (last in the list: a checkpoint follows the step's log
+  rows).
+
+The divergence check (:class:`DivergenceGuard`). A checkpoint is saved only when the step's
+total loss is finite and at most ``LOSS_EXPLOSION_FACTOR`` (1e3) times the median of the
+previous (up to ``LOSS_HISTORY``, 100) accepted total losses of this run (no earlier loss:
+finite is enough), and the global norm of the trainable weights is finite
+(``trainer.weight_norm``, one op, run only before a save). The loss of step ``s`` is computed
+with the weights saved after step ``s - 1``; so when it fails (exploded or non-finite), a
+checkpoint this run saved after step ``s - 1`` is taken out of the ``checkpoint`` index (its
+files stay) and no longer counts as good: ``-c`` does not resume from it. When the run stops
+on a non-finite loss, the message names the newest checkpoint that passed (the resumed one
+counts), or says there is none.
 
 What a hook may read from ``trainer`` during a run: ``cfg``, ``schedule``, ``sess``, ``saver``,
 ``logger``, ``loss_keys``, ``health_keys``, ``images_per_step``, ``epoch_ph`` / ``set_epoch``,
@@ -30,6 +44,8 @@ import collections
 import json
 import math
 import os
+
+import numpy as np
 
 from tqdm import tqdm
 
@@ -91,22 +107,104 @@ def run_loop(trainer, hooks, start, end, run_step):
     return trainer.step
 
 
+LOSS_EXPLOSION_FACTOR = 1e3  # a total loss above this times the median of earlier ones
+LOSS_HISTORY = 100  # earlier accepted total losses that the median is taken over
+
+
+def _total_loss(results):
+    losses = results.losses
+    return float(losses['tot_losses'] if 'tot_losses' in losses else sum(losses.values()))
+
+
+class DivergenceGuard(object):
+    """The divergence check of one run (see the module doc): which steps' weights may be
+    saved, and the newest checkpoint that passed. Kept by :class:`NaNStopHook` as
+    ``trainer.divergence``; :class:`CheckpointHook` asks it before a save.
+
+    ``good``: prefix of the newest checkpoint that passed (the resumed one at the start), or
+    None. ``problem``: why the last step's weights may not be saved, or None."""
+
+    def __init__(self, good=None, factor=LOSS_EXPLOSION_FACTOR, history=LOSS_HISTORY):
+        self.good = good
+        self.factor = factor
+        self.losses = collections.deque(maxlen=history)
+        self.problem = self.previous_problem = None
+        self.saved = None  # (step, prefix, previous good) of this run's newest save
+
+    def check_step(self, step, results):
+        """Judge global ``step``'s figures; returns the problem (a phrase) or None."""
+        values = list(results.losses.values()) + [results.grad_norm]
+        loss = _total_loss(results)
+        self.previous_problem = self.problem
+        if not all(math.isfinite(float(v)) for v in values):
+            self.problem = 'non-finite loss or gradient'
+        elif self.losses and loss > self.factor * float(np.median(self.losses)):
+            self.problem = 'total loss %.4g is over %g x the median %.4g of the %d before' % (
+                loss, self.factor, float(np.median(self.losses)), len(self.losses))
+        else:
+            self.problem = None
+            self.losses.append(loss)
+        return self.problem
+
+    def condemn_previous(self, model_dir, step):
+        """Step ``step``'s loss failed: a checkpoint this run saved after ``step - 1`` holds
+        the weights that gave it; take it out of the index. Returns its prefix or None."""
+        if self.saved is None or self.saved[0] != step - 1:
+            return None
+        _, prefix, previous = self.saved
+        self.saved = None
+        newest = ckpt.drop_from_index(model_dir, os.path.basename(prefix))
+        if previous is not None and not os.path.exists(previous + '.index'):
+            previous = newest  # pruned by that save (keep_iter_checkpoints=1)
+        self.good = previous
+        return prefix
+
+    def saved_checkpoint(self, step, prefix):
+        self.saved = (step, prefix, self.good)
+        self.good = prefix
+
+    def newest_good(self):
+        if self.good is None:
+            return ('no checkpoint passed the divergence check; start again with a lower '
+                    'basic_lr (or set clip_gradient_norm)')
+        return 'the newest checkpoint that passed the divergence check is %s' % self.good
+
+
 class NaNStopHook(Hook):
-    """Stops the run with :class:`TrainingDiverged` when a loss or the gradient norm of a step
-    is not finite; the message (also logged as an error) names the step, the figures and the
-    newest checkpoint. Put it first, so that no later hook logs or saves that step."""
+    """Checks every step (:class:`DivergenceGuard`, kept as ``trainer.divergence``) and stops
+    the run with :class:`TrainingDiverged` when a loss or the gradient norm of a step is not
+    finite; the message (also logged as an error) names the step, the figures and the newest
+    checkpoint that passed the divergence check (or says there is none). An exploded but
+    finite loss only blocks the checkpoints (a warning). Put it first, so that no later hook
+    logs or saves a non-finite step."""
+
+    def begin(self, trainer):
+        resumed = trainer.start_step > 0
+        trainer.divergence = DivergenceGuard(
+            ckpt.latest_checkpoint(trainer.cfg.model_dump_dir) if resumed else None)
 
     def after_step(self, trainer, step, results):
-        values = list(results.losses.values()) + [results.grad_norm]
-        if all(math.isfinite(float(v)) for v in values):
+        guard = getattr(trainer, 'divergence', None)
+        if guard is None:  # not begun (a hook used on its own)
+            guard = trainer.divergence = DivergenceGuard()
+        problem = guard.check_step(step, results)
+        if problem is None:
             return
-        last = ckpt.latest_checkpoint(trainer.cfg.model_dump_dir)
-        msg = ('loss or gradient became non-finite at step %d (epoch %d): %s, '
-               'gradient norm %s; the newest checkpoint is %s' % (
-                   step, results.epoch + 1, dict(results.losses), float(results.grad_norm),
-                   last))
-        trainer.logger.error(msg)
-        raise TrainingDiverged(msg)
+        condemned = guard.condemn_previous(trainer.cfg.model_dump_dir, step)
+        dropped = ('; %s, saved from the weights that gave this loss, was taken out of the '
+                   'checkpoint index' % condemned if condemned else '')
+        if problem.startswith('non-finite'):
+            msg = ('loss or gradient became non-finite at step %d (epoch %d): %s, '
+                   'gradient norm %s%s; %s' % (
+                       step, results.epoch + 1, dict(results.losses),
+                       float(results.grad_norm), dropped, guard.newest_good()))
+            trainer.logger.error(msg)
+            raise TrainingDiverged(msg)
+        if guard.previous_problem is None or dropped:  # once per streak of such steps
+            msg = 'step %d: %s; no checkpoint is saved until the loss is back%s' % (
+                step, problem, dropped)
+            trainer.logger.warning(msg)
+            tqdm.write('lighthead: ' + msg)
 
 
 class TimerHook(Hook):
@@ -278,11 +376,17 @@ class CheckpointHook(Hook):
     """Saves ``trainer.saver``'s variables atomically (:func:`lighthead.checkpoint.
     save_checkpoint`) in ``model_dir``: after the last step of each epoch, with the ``epoch``
     variable first set to the epochs completed, ``epoch_N.ckpt``; else after every
-    ``snapshot_iters``-th step (0: never), ``iter_N.ckpt``, N the steps done."""
+    ``snapshot_iters``-th step (0: never), ``iter_N.ckpt``, N the steps done. Only the newest
+    ``keep_iter`` iteration checkpoints stay (None or 0: all).
 
-    def __init__(self, model_dir, snapshot_iters):
+    A save is skipped (with a warning) when the step failed the divergence check
+    (``trainer.divergence.problem``) or the global norm of the trainable weights
+    (``trainer.weight_norm``, where the trainer has one) is not finite."""
+
+    def __init__(self, model_dir, snapshot_iters, keep_iter=None):
         self.model_dir = model_dir
         self.snapshot_iters = int(snapshot_iters or 0)
+        self.keep_iter = int(keep_iter or 0)
 
     def checkpoint_name(self, schedule, step):
         """Name of the checkpoint saved after global ``step``, or None."""
@@ -296,8 +400,22 @@ class CheckpointHook(Hook):
         name = self.checkpoint_name(trainer.schedule, step)
         if name is None:
             return
+        guard = getattr(trainer, 'divergence', None)
+        problem = guard.problem if guard is not None else None
+        if problem is None and getattr(trainer, 'weight_norm', None) is not None:
+            norm = float(trainer.sess.run(trainer.weight_norm))
+            if not math.isfinite(norm):
+                problem = 'the global norm of the weights is %s' % norm
+        if problem is not None:
+            msg = 'not saving %s after step %d: %s' % (name, step, problem)
+            trainer.logger.warning(msg)
+            tqdm.write('lighthead: ' + msg)
+            return
         if trainer.schedule.is_epoch_end(step):
             trainer.sess.run(trainer.set_epoch,
                              {trainer.epoch_ph: trainer.schedule.epoch_of(step) + 1})
-        prefix = ckpt.save_checkpoint(trainer.saver, trainer.sess, self.model_dir, name)
+        prefix = ckpt.save_checkpoint(trainer.saver, trainer.sess, self.model_dir, name,
+                                      keep_iter=self.keep_iter)
+        if guard is not None:
+            guard.saved_checkpoint(step, prefix)
         trainer.logger.info('saved %s', prefix)

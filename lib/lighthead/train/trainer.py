@@ -27,6 +27,7 @@ from lighthead.config import to_json
 from lighthead.data.pipeline import TrainDataFlow
 from lighthead.datasets import load_dataset
 from lighthead.train import hooks as hooklib
+from lighthead.train import run_lock
 from lighthead.train.health import HeadHealthCheck
 from lighthead.train.hooks import TrainingDiverged  # noqa: F401  (raised by NaNStopHook)
 from lighthead.train.schedule import Schedule
@@ -149,6 +150,8 @@ class Trainer(object):
         self.health_tensors = self.network.get_health_collection()
         self.health_tensors.update(self.part_grad_norms)
         self.health_keys = list(self.health_tensors)
+        # Checked before each save (CheckpointHook): no checkpoint holds non-finite weights.
+        self.weight_norm = tf.global_norm(tf.trainable_variables(), name='weight_norm')
         self.saver = tf.train.Saver(max_to_keep=None)
         self.init_op = tf.global_variables_initializer()
 
@@ -195,7 +198,14 @@ class Trainer(object):
         ``plan``: how to start (:func:`lighthead.checkpoint.plan_start`, as ``train.py`` makes
         it); None: ``plan_start(model_dump_dir, resume, weights)`` (``weights`` None: from
         scratch), raising ``CheckpointNotFoundError`` for missing weights.
+
+        Holds the lock of ``cfg.output_dir`` (:mod:`lighthead.train.run_lock`) throughout,
+        before writing anything there; raises ``RunLockedError`` when another run holds it.
         """
+        with run_lock.acquire(self.cfg.output_dir):
+            return self._train(resume, weights, max_steps, plan)
+
+    def _train(self, resume, weights, max_steps, plan):
         if plan is None:
             plan = ckpt.plan_start(self.cfg.model_dump_dir, resume, weights or 'none')
         cfg = self.cfg
@@ -230,7 +240,8 @@ class Trainer(object):
         """The hooks of one run (:mod:`lighthead.train.hooks`), in the order they see a step:
         NaN stop, timer, ``log/losses.csv``, ``log/train.log`` and TensorBoard (every
         ``cfg.log_interval`` steps), the head-at-chance check, the progress bar, the hooks
-        given to the constructor, and the checkpoint schedule (``cfg.snapshot_iters``)."""
+        given to the constructor, and the checkpoint schedule (``cfg.snapshot_iters``,
+        ``cfg.keep_iter_checkpoints``)."""
         cfg = self.cfg
         return [hooklib.NaNStopHook(),
                 hooklib.TimerHook(),
@@ -239,7 +250,8 @@ class Trainer(object):
                 hooklib.TensorBoardHook(cfg.tb_dir, cfg.log_interval),
                 hooklib.HealthCheckHook(HeadHealthCheck(cfg)),
                 hooklib.ProgressBarHook(cfg.exp_name)] + self.extra_hooks + [
-                hooklib.CheckpointHook(cfg.model_dump_dir, cfg.snapshot_iters)]
+                hooklib.CheckpointHook(cfg.model_dump_dir, cfg.snapshot_iters,
+                                       cfg.get('keep_iter_checkpoints'))]
 
     def _run_step(self, flow, step):
         """Run global ``step``: its batch from ``flow``, the schedule's learning rate, one
