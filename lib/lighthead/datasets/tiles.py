@@ -143,9 +143,10 @@ def read_sources(data_dir=DEFAULT_DATA, sources=TREECROWN_SOURCES):
 
 
 def _read_image(record):
-    image = cv2.imread(record['fpath'], cv2.IMREAD_COLOR)
-    if image is None:
-        raise IOError('cannot read image %s' % record['fpath'])
+    # The one image reader (truncated files are errors); imported here: lighthead.data imports
+    # this module (augment uses clip_to_tile).
+    from ..data.transforms import read_image
+    image = read_image(record['fpath'])
     if image.shape[:2] != (record['height'], record['width']):
         raise ValueError('image %s is %dx%d (w x h) but its annotation says %dx%d' % (
             record['fpath'], image.shape[1], image.shape[0], record['width'], record['height']))
