@@ -161,15 +161,20 @@ def make_im_info(resized_hw, scale, original_hw, num_boxes=0):
                       num_boxes]], dtype=np.float32)
 
 
-def load_test_image(path, short, max_size, mean):
-    """Read and prepare one image for inference.
+def prepare_test_image(image_bgr, short, max_size, mean):
+    """Prepare a BGR uint8 image for inference: ``(data, im_info)``, ``data`` float32
+    ``[1, H, W, 3]`` (resized by :func:`resize_short_max`, RGB, mean-subtracted), ``im_info``
+    float32 ``[1, 6]`` = ``(resized_h, resized_w, scale, orig_h, orig_w, 0)``
+    (:func:`make_im_info`)."""
+    resized, scale = resize_short_max(image_bgr, short, max_size)
+    data = normalize(resized, mean)[None]
+    return data, make_im_info(resized.shape[:2], scale, image_bgr.shape[:2])
 
-    Returns ``(data, im_info, raw_bgr)``: ``data`` float32 ``[1, H, W, 3]`` (resized, RGB,
-    mean-subtracted), ``im_info`` float32 ``[1, 6]`` = ``(resized_h, resized_w, scale,
-    orig_h, orig_w, 0)`` (:func:`make_im_info`), ``raw_bgr`` the image as read. Raises
-    :class:`ImageReadError`.
+
+def load_test_image(path, short, max_size, mean):
+    """Read and prepare one image for inference: ``(data, im_info, raw_bgr)`` as
+    :func:`prepare_test_image`, ``raw_bgr`` the image as read. Raises :class:`ImageReadError`.
     """
     raw = read_image(path)
-    resized, scale = resize_short_max(raw, short, max_size)
-    data = normalize(resized, mean)[None]
-    return data, make_im_info(resized.shape[:2], scale, raw.shape[:2]), raw
+    data, im_info = prepare_test_image(raw, short, max_size, mean)
+    return data, im_info, raw

@@ -2,8 +2,7 @@
 import numpy as np
 
 from lighthead.compat import tf
-from lighthead.data.transforms import (load_test_image, make_im_info, normalize, read_image,
-                                       resize_short_max)
+from lighthead.data.transforms import load_test_image, prepare_test_image, read_image
 from lighthead.eval.tiling import predict_tiled
 from lighthead.checkpoint import restore
 from lighthead.utils.tf_utils.inference_graph import frozen_session
@@ -69,10 +68,8 @@ class Predictor(object):
     def predict_image(self, image_bgr):
         """Detections for a BGR uint8 image."""
         cfg = self.cfg
-        resized, scale = resize_short_max(image_bgr, cfg.eval_image_short_size,
-                                          cfg.eval_image_max_size)
-        im_info = make_im_info(resized.shape[:2], scale, image_bgr.shape[:2])
-        return self.predict(normalize(resized, cfg.image_mean)[None], im_info)
+        return self.predict(*prepare_test_image(image_bgr, cfg.eval_image_short_size,
+                                                cfg.eval_image_max_size, cfg.image_mean))
 
     def predict_file(self, path, tile=0, overlap=0):
         """(detections, raw BGR image) for an image file; ``tile > 0``: by sliding windows of
